@@ -1,0 +1,143 @@
+//! Last activity per app password, kept in memory and written in batches.
+//!
+//! The request path only updates a map entry; it never writes to the store.
+//! A background task writes everything recorded since the last flush in one
+//! store batch every `activity.flush_interval`, and once more at shutdown.
+//! Listings merge the in-memory records so "last activity" is live.
+
+use crate::password::AppPasswordId;
+use crate::store::model::{Activity, unix_now};
+use crate::store::{Store, StoreResult};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+/// User-Agents longer than this are cut: the value is for people to read.
+const MAX_USER_AGENT: usize = 200;
+
+#[derive(Default)]
+pub struct ActivityRecorder {
+    /// Records not yet flushed.
+    pending: Mutex<HashMap<AppPasswordId, Activity>>,
+    /// The latest record per password since start, for live listings.
+    latest: Mutex<HashMap<AppPasswordId, Activity>>,
+}
+
+impl ActivityRecorder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Notes one authenticated request; called on the hot path.
+    pub fn record(&self, id: &str, ip: IpAddr, user_agent: Option<&str>) {
+        let at = unix_now();
+        let ua = user_agent.map(|ua| truncate(ua, MAX_USER_AGENT));
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match pending.get_mut(id) {
+            // Same second, same client: nothing new to say.
+            Some(a) if a.at == at && a.ip == ip && a.user_agent.as_deref() == ua => {}
+            _ => {
+                pending.insert(id.to_string(), Activity { at, ip, user_agent: ua.map(String::from) });
+            }
+        }
+    }
+
+    /// The in-memory record for `id`, if any request was seen since start.
+    pub fn latest(&self, id: &str) -> Option<Activity> {
+        if let Some(a) = self.pending.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Some(a.clone());
+        }
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    /// Writes everything pending in one store batch. On failure the records
+    /// go back so the next flush retries them.
+    pub async fn flush(&self, store: &dyn Store) -> StoreResult<usize> {
+        let batch: Vec<(AppPasswordId, Activity)> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.drain().collect()
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        match store.record_activity(&batch).await {
+            Ok(()) => {
+                let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+                let n = batch.len();
+                latest.extend(batch);
+                Ok(n)
+            }
+            Err(e) => {
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                for (id, a) in batch {
+                    pending.entry(id).or_insert(a);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Merges a stored record with the in-memory one: the latest wins.
+    pub fn merge(&self, id: &str, stored: Option<Activity>) -> Option<Activity> {
+        match (stored, self.latest(id)) {
+            (Some(s), Some(m)) => Some(if m.at >= s.at { m } else { s }),
+            (s, m) => s.or(m),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Flushes every `interval` until `shutdown` fires, then once more.
+pub async fn run_flusher(
+    recorder: Arc<ActivityRecorder>,
+    store: Arc<dyn Store>,
+    interval: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        if let Err(e) = recorder.flush(store.as_ref()).await {
+            tracing::warn!(error = %e, "activity flush failed; will retry");
+        }
+    }
+    if let Err(e) = recorder.flush(store.as_ref()).await {
+        tracing::error!(error = %e, "final activity flush failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agent_is_cut_on_a_char_boundary() {
+        let ua = "é".repeat(150);
+        let cut = truncate(&ua, MAX_USER_AGENT);
+        assert!(cut.len() <= MAX_USER_AGENT && cut.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn latest_record_wins_when_merging() {
+        let r = ActivityRecorder::new();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        r.record("abcde", ip, Some("DAVx5/4.4"));
+        let old = Activity { at: 1, ip, user_agent: None };
+        assert_eq!(r.merge("abcde", Some(old.clone())).unwrap().user_agent.as_deref(), Some("DAVx5/4.4"));
+        assert_eq!(r.merge("zzzzz", Some(old.clone())), Some(old));
+    }
+}

@@ -1,0 +1,174 @@
+//! Header rules for forwarding: hop-by-hop removal, identity-header
+//! stripping, and the `X-Forwarded-*` set.
+//!
+//! The backend trusts the identity header absolutely, so every spelling a
+//! client could use to choose an identity is removed before ours is set:
+//! any case, `-` or `_` (Radicale's wsgiref and WsgiDAV's cheroot map
+//! `X-Remote-User` and `X_Remote_User` to the same WSGI key), and the other
+//! identity headers common SSO fronts use. Like nginx's default
+//! `underscores_in_headers off`, every header with `_` in its name is dropped.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// RFC 9110 §7.6.1: connection-specific headers never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Identity headers of common auth fronts and backends, in `-` spelling.
+const IDENTITY_HEADERS: &[&str] = &[
+    "x-remote-user",
+    "remote-user",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-forwarded-groups",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-preferred-username",
+    "x-auth-request-groups",
+    "x-authenticated-user",
+    "x-remote-group",
+    "x-remote-email",
+    "x-webauth-user",
+    "x-user",
+    "x-username",
+    "auth-user",
+    "remote-email",
+    "remote-groups",
+    "remote-name",
+];
+
+/// Client-controlled forwarding headers, replaced by ours.
+const FORWARDING_HEADERS: &[&str] =
+    &["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"];
+
+/// Removes hop-by-hop headers, including any named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// Whether `name` (lowercase, as `HeaderName` stores it) is any spelling of
+/// an identity header, or of the configured one.
+fn is_identity_spelling(name: &str, configured: &HeaderName) -> bool {
+    if name.contains('_') {
+        return true;
+    }
+    name == configured.as_str() || IDENTITY_HEADERS.contains(&name)
+}
+
+/// What the backend must learn about the original request.
+pub struct Forwarding<'a> {
+    pub identity_header: &'a HeaderName,
+    pub user: &'a str,
+    /// The client address to report (already resolved through trusted proxies).
+    pub client_ip: std::net::IpAddr,
+    /// `https` or `http`, as the client reached us (or our trusted proxy).
+    pub proto: &'static str,
+    pub host: Option<HeaderValue>,
+}
+
+/// Rewrites request headers for the backend.
+pub fn prepare_request(headers: &mut HeaderMap, f: &Forwarding<'_>) -> Result<(), http::header::InvalidHeaderValue> {
+    strip_hop_by_hop(headers);
+    headers.remove(header::AUTHORIZATION);
+    // We answer `Expect: 100-continue` ourselves (hyper sends `100` when the
+    // body is first read); the backend gets the body straight away.
+    headers.remove(header::EXPECT);
+    let forged: Vec<HeaderName> =
+        headers.keys().filter(|n| is_identity_spelling(n.as_str(), f.identity_header)).cloned().collect();
+    for name in forged {
+        headers.remove(name);
+    }
+    for name in FORWARDING_HEADERS {
+        headers.remove(*name);
+    }
+    // Raw UTF-8 bytes: RFC 9110 allows obs-text, and user names may be non-ASCII.
+    headers.insert(f.identity_header.clone(), HeaderValue::from_bytes(f.user.as_bytes())?);
+    headers.insert("x-forwarded-for", HeaderValue::from_str(&f.client_ip.to_string())?);
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(f.proto));
+    if let Some(host) = &f.host {
+        headers.insert("x-forwarded-host", host.clone());
+        headers.insert(header::HOST, host.clone());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarding(identity: &HeaderName) -> Forwarding<'_> {
+        Forwarding {
+            identity_header: identity,
+            user: "alice",
+            client_ip: "192.0.2.1".parse().unwrap(),
+            proto: "https",
+            host: Some(HeaderValue::from_static("dav.example")),
+        }
+    }
+
+    #[test]
+    fn every_identity_spelling_is_replaced_by_the_verified_user() {
+        let identity = HeaderName::from_static("x-remote-user");
+        let mut h = HeaderMap::new();
+        for name in [
+            "X-Remote-User",
+            "x_remote_user",
+            "X_REMOTE_USER",
+            "Remote-User",
+            "remote_user",
+            "X-Forwarded-User",
+            "X-Auth-Request-User",
+            "x-remote_user",
+        ] {
+            h.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_static("mallory"));
+        }
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic x"));
+        prepare_request(&mut h, &forwarding(&identity)).unwrap();
+        assert_eq!(h.get_all("x-remote-user").iter().collect::<Vec<_>>(), vec!["alice"]);
+        assert!(h.iter().all(|(_, v)| v != "mallory"), "{h:?}");
+        assert!(!h.contains_key(header::AUTHORIZATION));
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let identity = HeaderName::from_static("x-remote-user");
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret-hop"));
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.9.9.9"));
+        h.insert("depth", HeaderValue::from_static("1"));
+        prepare_request(&mut h, &forwarding(&identity)).unwrap();
+        for gone in ["connection", "x-secret-hop", "keep-alive", "te", "upgrade"] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "dav.example");
+        assert_eq!(h["depth"], "1");
+    }
+}

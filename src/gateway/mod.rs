@@ -1,0 +1,119 @@
+//! The request path: credentials → verify → scope → activity → forward.
+//!
+//! Authentication happens before the body is touched, so an unauthenticated
+//! `Expect: 100-continue` upload is refused without being received. No
+//! request reaches the backend without a verified app password.
+
+pub mod credentials;
+pub mod headers;
+pub mod scope;
+pub mod upstream;
+pub mod verify;
+
+use crate::activity::ActivityRecorder;
+use crate::error::{Body, GatewayError};
+use http::{HeaderName, HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use ipnet::IpNet;
+use scope::ScopeRules;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use upstream::Upstream;
+use verify::{Verifier, VerifyError};
+
+pub struct Gateway {
+    pub verifier: Arc<Verifier>,
+    pub rules: ScopeRules,
+    pub activity: Arc<ActivityRecorder>,
+    pub upstream: Upstream,
+    pub identity_header: HeaderName,
+    pub trusted_proxies: Vec<IpNet>,
+    pub challenge: HeaderValue,
+}
+
+/// How a connection reached us.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+impl Gateway {
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client address: the TCP peer, or, when the peer is a trusted
+    /// proxy, the right-most untrusted `X-Forwarded-For` entry.
+    fn client_ip(&self, req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
+        if !self.is_trusted(peer) {
+            return peer;
+        }
+        let chain: Vec<IpAddr> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        chain.into_iter().rev().find(|ip| !self.is_trusted(*ip)).unwrap_or(peer)
+    }
+
+    fn proto(&self, req: &Request<Incoming>, peer: Peer) -> &'static str {
+        if peer.tls {
+            return "https";
+        }
+        let forwarded_https = req.headers().get("x-forwarded-proto").is_some_and(|v| v == "https");
+        if self.is_trusted(peer.addr.ip()) && forwarded_https { "https" } else { "http" }
+    }
+
+    pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+        match self.authorize_and_forward(req, peer).await {
+            Ok(res) => res,
+            Err(e) => e.response(&self.challenge),
+        }
+    }
+
+    async fn authorize_and_forward(
+        &self,
+        mut req: Request<Incoming>,
+        peer: Peer,
+    ) -> Result<Response<Body>, GatewayError> {
+        let client_ip = self.client_ip(&req, peer.addr.ip());
+        let creds = credentials::basic(req.headers()).ok_or(GatewayError::Unauthorized)?;
+        let grant = match self.verifier.verify(&creds.user, creds.password.expose()).await {
+            Ok(g) => g,
+            Err(VerifyError::StoreUnavailable) => return Err(GatewayError::StoreUnavailable),
+            Err(why) => {
+                tracing::info!(target: "davgate::auth", user = %creds.user, ip = %client_ip, reason = %why, "auth failure");
+                return Err(GatewayError::Unauthorized);
+            }
+        };
+        let destination = req.headers().get("destination");
+        self.rules
+            .check(&grant.scope, &grant.user, req.method(), req.uri().path(), destination, client_ip)
+            .inspect_err(|why| {
+                tracing::info!(target: "davgate::auth", user = %grant.user, password_id = %grant.password_id,
+                    method = %req.method(), reason = %why, "out of scope");
+            })?;
+        let user_agent = req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+        self.activity.record(&grant.password_id, client_ip, user_agent);
+
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .cloned()
+            .or_else(|| req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let forwarding = headers::Forwarding {
+            identity_header: &self.identity_header,
+            user: &grant.user,
+            client_ip,
+            proto: self.proto(&req, peer),
+            host,
+        };
+        headers::prepare_request(req.headers_mut(), &forwarding)
+            .map_err(|_| GatewayError::BadRequest("the user name cannot be sent as a header"))?;
+        self.upstream.send(req).await
+    }
+}

@@ -1,0 +1,374 @@
+//! What an app password may touch: path normalisation and the scope decision.
+//!
+//! A scope is `all`, or a set of services (path patterns from `[services]`),
+//! or explicit collection paths; plus an optional read-only flag and source
+//! networks. Discovery paths (RFC 6764 `.well-known`, principals, `/`) are
+//! readable by every scope so that clients can find their collections.
+//!
+//! The path is decided on after percent-decoding, and anything a backend
+//! could resolve differently from us (dot segments, encoded `/`, `\`, NUL,
+//! bad escapes, invalid UTF-8) is refused, never forwarded: the decoded path
+//! we match is then exactly the path the backend will see.
+
+use http::{HeaderValue, Method};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// The scope stored with each app password. Empty `services` and
+/// `collections` together mean every path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<String>,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<IpNet>,
+}
+
+impl Scope {
+    pub fn is_all_paths(&self) -> bool {
+        self.services.is_empty() && self.collections.is_empty()
+    }
+
+    /// One short line for listings: `caldav,carddav read-only`.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if self.is_all_paths() {
+            parts.push("all".into());
+        }
+        if !self.services.is_empty() {
+            parts.push(self.services.join(","));
+        }
+        if !self.collections.is_empty() {
+            parts.push(self.collections.join(","));
+        }
+        if self.read_only {
+            parts.push("read-only".into());
+        }
+        if !self.networks.is_empty() {
+            let nets: Vec<String> = self.networks.iter().map(ToString::to_string).collect();
+            parts.push(format!("from {}", nets.join(",")));
+        }
+        parts.join(" ")
+    }
+}
+
+/// Why a request was refused by scope; the reason is the one-line body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The path (or Destination) is malformed or could escape its prefix: `400`.
+    #[error("{0}")]
+    BadPath(&'static str),
+    /// Well-formed but outside what the password may do: `403`.
+    #[error("{0}")]
+    OutOfScope(&'static str),
+}
+
+/// Methods a read-only password may use.
+pub fn is_read_method(method: &Method) -> bool {
+    matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "PROPFIND" | "REPORT")
+}
+
+/// The rules from the config, shared by every request.
+#[derive(Debug, Clone)]
+pub struct ScopeRules {
+    services: BTreeMap<String, Vec<String>>,
+    discovery: Vec<String>,
+}
+
+impl ScopeRules {
+    pub fn new(services: BTreeMap<String, Vec<String>>, discovery: Vec<String>) -> Self {
+        Self { services, discovery }
+    }
+
+    pub fn has_service(&self, name: &str) -> bool {
+        self.services.contains_key(name)
+    }
+
+    pub fn service_names(&self) -> impl Iterator<Item = &str> {
+        self.services.keys().map(String::as_str)
+    }
+
+    /// Decides one request. `raw_path` is the request target's path as sent.
+    pub fn check(
+        &self,
+        scope: &Scope,
+        user: &str,
+        method: &Method,
+        raw_path: &str,
+        destination: Option<&HeaderValue>,
+        client_ip: IpAddr,
+    ) -> Result<(), Refusal> {
+        let path = decode_path(raw_path)?;
+        let destination = match (method.as_str(), destination) {
+            ("COPY" | "MOVE", Some(d)) => Some(decode_destination(d)?),
+            ("COPY" | "MOVE", None) => return Err(Refusal::BadPath("COPY and MOVE need a Destination header")),
+            _ => None,
+        };
+        if !scope.networks.is_empty() && !scope.networks.iter().any(|n| n.contains(&client_ip)) {
+            return Err(Refusal::OutOfScope("this app password is not allowed from your network"));
+        }
+        let read = is_read_method(method);
+        if scope.read_only && !read {
+            return Err(Refusal::OutOfScope("this app password is read-only"));
+        }
+        if read && self.discovery.iter().any(|p| matches(p, user, &path)) {
+            return Ok(());
+        }
+        if !self.covers(scope, user, &path) {
+            return Err(Refusal::OutOfScope("this path is outside the app password's scope"));
+        }
+        if let Some(dest) = destination
+            && !self.covers(scope, user, &dest)
+        {
+            return Err(Refusal::OutOfScope("the Destination is outside the app password's scope"));
+        }
+        Ok(())
+    }
+
+    fn covers(&self, scope: &Scope, user: &str, path: &str) -> bool {
+        if scope.is_all_paths() {
+            return true;
+        }
+        let service_patterns = scope.services.iter().filter_map(|s| self.services.get(s)).flatten();
+        service_patterns.chain(scope.collections.iter()).any(|p| matches(p, user, path))
+    }
+}
+
+/// Whether `path` falls under `pattern` for `user`. A pattern ending in `/`
+/// covers that collection (with or without the slash) and everything below
+/// it; any other pattern covers exactly one path. `/` alone covers only `/`.
+fn matches(pattern: &str, user: &str, path: &str) -> bool {
+    let subtree = pattern.len() > 1 && pattern.ends_with('/');
+    let template = if subtree { &pattern[..pattern.len() - 1] } else { pattern };
+    let Some(rest) = strip_template(template, user, path) else {
+        return false;
+    };
+    if subtree { rest.is_empty() || rest.starts_with('/') } else { rest.is_empty() || (rest == "/" && template != "/") }
+}
+
+/// Strips `template` (with `{user}` filled in) from the front of `path`,
+/// without allocating.
+fn strip_template<'p>(template: &str, user: &str, path: &'p str) -> Option<&'p str> {
+    let mut parts = template.split("{user}");
+    let mut rest = path.strip_prefix(parts.next().unwrap_or(""))?;
+    for literal in parts {
+        rest = rest.strip_prefix(user)?.strip_prefix(literal)?;
+    }
+    Some(rest)
+}
+
+/// Percent-decodes a request path and refuses anything that could be
+/// resolved to another path by the backend (RFC 3986 §5.2.4 dot segments,
+/// encoded separators, NUL, malformed escapes, invalid UTF-8).
+pub fn decode_path(raw: &str) -> Result<String, Refusal> {
+    if !raw.starts_with('/') {
+        return Err(Refusal::BadPath("the request path must start with /"));
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(Refusal::BadPath("malformed percent-escape in the path"))?;
+            let decoded = std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(Refusal::BadPath("malformed percent-escape in the path"))?;
+            if decoded == b'/' {
+                return Err(Refusal::BadPath("encoded / in the path"));
+            }
+            out.push(decoded);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    if out.iter().any(|&b| b == 0 || b == b'\\' || b.is_ascii_control()) {
+        return Err(Refusal::BadPath("backslash or control character in the path"));
+    }
+    let path = String::from_utf8(out).map_err(|_| Refusal::BadPath("the path is not valid UTF-8"))?;
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(Refusal::BadPath("dot segments in the path"));
+    }
+    Ok(path)
+}
+
+/// The path of a WebDAV `Destination` header (RFC 4918 §10.3: an absolute
+/// URI, or an absolute path), decoded like a request path.
+pub fn decode_destination(value: &HeaderValue) -> Result<String, Refusal> {
+    let text = value.to_str().map_err(|_| Refusal::BadPath("the Destination header is not ASCII"))?;
+    let uri: http::Uri = text.parse().map_err(|_| Refusal::BadPath("the Destination header is not a URI"))?;
+    if uri.scheme().is_none() && !text.starts_with('/') {
+        return Err(Refusal::BadPath("the Destination header is not a URI"));
+    }
+    decode_path(uri.path())
+}
+
+/// Service names are what `--scope` takes: lowercase letters, digits, `-`.
+pub fn is_service_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Validates a configured path pattern.
+pub fn check_pattern(pattern: &str) -> Result<(), &'static str> {
+    if !pattern.starts_with('/') {
+        return Err("a path pattern must start with /");
+    }
+    let probe = pattern.replace("{user}", "u");
+    match decode_path(&probe) {
+        Ok(decoded) if decoded == probe => Ok(()),
+        Ok(_) => Err("write the pattern decoded, without percent-escapes"),
+        Err(_) => Err("a path pattern must not contain dot segments, backslashes or control characters"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> ScopeRules {
+        let services =
+            [("caldav", "/calendars/{user}/"), ("carddav", "/addressbooks/{user}/"), ("files", "/files/{user}/")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
+                .collect();
+        let discovery = ["/", "/.well-known/caldav", "/.well-known/carddav", "/principals/{user}/"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        ScopeRules::new(services, discovery)
+    }
+
+    fn caldav() -> Scope {
+        Scope { services: vec!["caldav".into()], ..Scope::default() }
+    }
+
+    fn check(scope: &Scope, method: &str, path: &str) -> Result<(), Refusal> {
+        rules().check(scope, "alice", &method.parse().unwrap(), path, None, "127.0.0.1".parse().unwrap())
+    }
+
+    #[test]
+    fn service_scope_covers_its_tree_and_nothing_else() {
+        assert_eq!(check(&caldav(), "PUT", "/calendars/alice/work/1.ics"), Ok(()));
+        assert_eq!(check(&caldav(), "PROPFIND", "/calendars/alice"), Ok(()));
+        assert!(check(&caldav(), "GET", "/files/alice/secret.txt").is_err());
+        assert!(check(&caldav(), "GET", "/calendars/alicex/").is_err());
+        assert!(check(&caldav(), "GET", "/calendars/bob/").is_err());
+    }
+
+    #[test]
+    fn discovery_paths_are_readable_by_every_scope_but_not_writable() {
+        let coll = Scope { collections: vec!["/calendars/alice/work/".into()], ..Scope::default() };
+        for path in ["/", "/.well-known/caldav", "/.well-known/carddav", "/principals/alice/"] {
+            assert_eq!(check(&coll, "PROPFIND", path), Ok(()), "{path}");
+        }
+        assert!(check(&coll, "PROPPATCH", "/principals/alice/").is_err());
+        assert!(check(&coll, "PROPFIND", "/principals/bob/").is_err());
+        assert!(check(&coll, "GET", "/index.html").is_err(), "/ is exact, not a subtree");
+    }
+
+    #[test]
+    fn collection_scope_covers_one_collection() {
+        let coll = Scope { collections: vec!["/calendars/alice/work/".into()], ..Scope::default() };
+        assert_eq!(check(&coll, "PUT", "/calendars/alice/work/e.ics"), Ok(()));
+        assert!(check(&coll, "PUT", "/calendars/alice/home/e.ics").is_err());
+        assert!(check(&coll, "PUT", "/calendars/alice/workshop/e.ics").is_err());
+    }
+
+    #[test]
+    fn read_only_allows_only_reading_methods() {
+        let ro = Scope { read_only: true, ..Scope::default() };
+        for m in ["GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"] {
+            assert_eq!(check(&ro, m, "/calendars/alice/"), Ok(()), "{m}");
+        }
+        for m in ["PUT", "DELETE", "MKCOL", "PROPPATCH", "LOCK", "UNLOCK", "POST", "MKCALENDAR", "ACL"] {
+            assert_eq!(
+                check(&ro, m, "/calendars/alice/x"),
+                Err(Refusal::OutOfScope("this app password is read-only")),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn traversal_and_encoding_tricks_are_bad_paths_whatever_the_scope() {
+        let all = Scope::default();
+        for path in [
+            "/calendars/alice/../bob/",
+            "/calendars/alice/%2e%2e/bob/",
+            "/calendars/alice/%2E%2e/x",
+            "/calendars/alice%2f..%2fbob/",
+            "/calendars/alice/..%5cbob",
+            "/calendars/alice/\\x",
+            "/calendars/alice/%00",
+            "/calendars/alice/./x",
+            "/calendars/alice/%",
+            "/calendars/alice/%zz",
+            "/calendars/alice/%c0%ae%c0%ae/",
+            "relative",
+            "*",
+        ] {
+            assert!(matches!(check(&all, "GET", path), Err(Refusal::BadPath(_))), "{path}");
+            assert!(matches!(check(&caldav(), "GET", path), Err(Refusal::BadPath(_))), "{path}");
+        }
+        // Double encoding reaches the backend as a literal "%2e" name: harmless, allowed.
+        assert_eq!(check(&caldav(), "GET", "/calendars/alice/%252e%252e/x"), Ok(()));
+        assert_eq!(check(&caldav(), "GET", "/calendars/alice/caf%C3%A9/"), Ok(()));
+    }
+
+    #[test]
+    fn destination_must_be_in_scope_too() {
+        let r = rules();
+        let ip = "127.0.0.1".parse().unwrap();
+        let mv = Method::from_bytes(b"MOVE").unwrap();
+        let dest = |d: &str| HeaderValue::from_str(d).unwrap();
+        let ok = dest("http://dav.example/calendars/alice/home/e.ics");
+        assert_eq!(r.check(&caldav(), "alice", &mv, "/calendars/alice/work/e.ics", Some(&ok), ip), Ok(()));
+        let out = dest("http://dav.example/files/alice/e.ics");
+        assert!(matches!(
+            r.check(&caldav(), "alice", &mv, "/calendars/alice/work/e.ics", Some(&out), ip),
+            Err(Refusal::OutOfScope(_))
+        ));
+        let sneaky = dest("/calendars/alice/../../files/alice/e.ics");
+        assert!(matches!(
+            r.check(&caldav(), "alice", &mv, "/calendars/alice/work/e.ics", Some(&sneaky), ip),
+            Err(Refusal::BadPath(_))
+        ));
+        assert!(matches!(
+            r.check(&caldav(), "alice", &mv, "/calendars/alice/work/e.ics", None, ip),
+            Err(Refusal::BadPath(_))
+        ));
+        // Discovery paths are never a writable Destination.
+        let disc = dest("/principals/alice/x");
+        assert!(
+            r.check(&caldav(), "alice", &Method::from_bytes(b"COPY").unwrap(), "/calendars/alice/a", Some(&disc), ip)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn source_networks_limit_where_a_password_works() {
+        let r = rules();
+        let scope = Scope { networks: vec!["192.0.2.0/24".parse().unwrap()], ..Scope::default() };
+        let get = Method::GET;
+        assert_eq!(r.check(&scope, "alice", &get, "/x", None, "192.0.2.7".parse().unwrap()), Ok(()));
+        assert!(r.check(&scope, "alice", &get, "/x", None, "198.51.100.1".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn patterns_are_validated() {
+        assert!(check_pattern("/calendars/{user}/").is_ok());
+        assert!(check_pattern("calendars/").is_err());
+        assert!(check_pattern("/a/../b/").is_err());
+        assert!(check_pattern("/a%20b/").is_err());
+    }
+}

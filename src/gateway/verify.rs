@@ -1,0 +1,227 @@
+//! Credential verification: the verify cache in front of store + argon2.
+//!
+//! A cache hit costs one keyed BLAKE3 hash and a map lookup: no argon2, no
+//! store read. A miss parses the password's public id, loads that one
+//! record, checks user, state and expiry, then runs exactly one argon2id
+//! verification on a bounded blocking pool, however many passwords the
+//! user has. The cache key is a keyed hash of `user \0 password` with a
+//! per-process random key, so the cache never holds a password.
+//!
+//! Revocation, expiry and account changes must take effect on the very next
+//! request: [`VerifyCache::invalidate_user`] and
+//! [`VerifyCache::invalidate_password`] drop entries at once, and an epoch
+//! check keeps a verification that raced with them from re-inserting.
+
+use super::scope::Scope;
+use crate::password::{self, AppPasswordId};
+use crate::secret::Secret;
+use crate::store::Store;
+use crate::store::model::{UserState, unix_now};
+use moka::Expiry;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// What a verified credential grants, as cached.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub password_id: AppPasswordId,
+    pub user: String,
+    pub scope: Scope,
+    pub expires: Option<u64>,
+}
+
+/// Why verification failed. The client sees the same `401` for all of them;
+/// the distinction is for the auth log only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("not a davgate password")]
+    Malformed,
+    #[error("unknown password id")]
+    UnknownId,
+    #[error("password belongs to another user")]
+    WrongUser,
+    #[error("password revoked")]
+    Revoked,
+    #[error("password expired")]
+    Expired,
+    #[error("user unknown or disabled")]
+    UserDisabled,
+    #[error("app access is off for this user")]
+    AppAccessOff,
+    #[error("wrong password")]
+    WrongSecret,
+    #[error("store unavailable")]
+    StoreUnavailable,
+}
+
+type CacheKey = [u8; 32];
+
+/// Per-entry lifetime: the configured TTL, cut short by the password's expiry.
+struct GrantExpiry {
+    ttl: Duration,
+}
+
+impl Expiry<CacheKey, Arc<Grant>> for GrantExpiry {
+    fn expire_after_create(&self, _: &CacheKey, grant: &Arc<Grant>, _: Instant) -> Option<Duration> {
+        let until_expiry = grant.expires.map(|e| Duration::from_secs(e.saturating_sub(unix_now())));
+        Some(until_expiry.map_or(self.ttl, |d| d.min(self.ttl)))
+    }
+}
+
+/// Verified credentials, keyed by a keyed hash of the credential.
+pub struct VerifyCache {
+    cache: moka::future::Cache<CacheKey, Arc<Grant>>,
+    key: [u8; 32],
+    /// Bumped by every invalidation; a verification that started before a
+    /// bump must not cache its result.
+    epoch: AtomicU64,
+    /// Orders "check epoch + insert" against "bump + invalidate".
+    insert_lock: tokio::sync::Mutex<()>,
+}
+
+impl VerifyCache {
+    pub fn new(capacity: u64, ttl: Duration) -> Self {
+        let cache = moka::future::Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(GrantExpiry { ttl })
+            .support_invalidation_closures()
+            .build();
+        Self { cache, key: rand::random(), epoch: AtomicU64::new(0), insert_lock: tokio::sync::Mutex::new(()) }
+    }
+
+    fn key_for(&self, user: &str, password: &str) -> CacheKey {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        h.update(user.as_bytes());
+        h.update(&[0]);
+        h.update(password.as_bytes());
+        *h.finalize().as_bytes()
+    }
+
+    async fn get(&self, key: &CacheKey) -> Option<Arc<Grant>> {
+        let grant = self.cache.get(key).await?;
+        if grant.expires.is_some_and(|e| e <= unix_now()) {
+            self.cache.invalidate(key).await;
+            return None;
+        }
+        Some(grant)
+    }
+
+    async fn insert_unless_invalidated(&self, key: CacheKey, grant: Arc<Grant>, epoch_seen: u64) {
+        let _guard = self.insert_lock.lock().await;
+        if self.epoch.load(Ordering::SeqCst) == epoch_seen {
+            self.cache.insert(key, grant).await;
+        }
+    }
+
+    async fn invalidate_where(&self, predicate: impl Fn(&Grant) -> bool + Send + Sync + 'static) {
+        let _guard = self.insert_lock.lock().await;
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache
+            .invalidate_entries_if(move |_, g| predicate(g))
+            .expect("invalidation closures are enabled at build time");
+    }
+
+    /// Drops every cached credential of `user` (disable, app access off, revoke-all).
+    pub async fn invalidate_user(&self, user: &str) {
+        let user = user.to_string();
+        self.invalidate_where(move |g| g.user == user).await;
+    }
+
+    /// Drops every cached credential of one password (revoke, rename of scope).
+    pub async fn invalidate_password(&self, id: &str) {
+        let id = id.to_string();
+        self.invalidate_where(move |g| g.password_id == id).await;
+    }
+
+    /// Moka has no background thread: housekeeping runs from here, periodically.
+    pub async fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+}
+
+/// argon2 verifications on the blocking pool, at most `permits` at once, so
+/// a flood of cold requests cannot take every core or unbounded memory.
+pub struct HashPool {
+    permits: Semaphore,
+    verifications: AtomicU64,
+}
+
+impl HashPool {
+    pub fn new(max_concurrent: usize) -> Self {
+        let n = if max_concurrent == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        } else {
+            max_concurrent
+        };
+        Self { permits: Semaphore::new(n), verifications: AtomicU64::new(0) }
+    }
+
+    pub async fn verify(&self, canonical: Secret<String>, phc: Secret<String>) -> bool {
+        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || password::verify(&canonical, &phc)).await.unwrap_or(false)
+    }
+
+    /// argon2 verifications run since start (a metric, and what tests count).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+}
+
+pub struct Verifier {
+    store: Arc<dyn Store>,
+    cache: Arc<VerifyCache>,
+    pool: HashPool,
+}
+
+impl Verifier {
+    pub fn new(store: Arc<dyn Store>, cache: Arc<VerifyCache>, pool: HashPool) -> Self {
+        Self { store, cache, pool }
+    }
+
+    pub fn pool(&self) -> &HashPool {
+        &self.pool
+    }
+
+    /// Checks a Basic credential; at most one argon2 verification.
+    pub async fn verify(&self, user: &str, presented: &str) -> Result<Arc<Grant>, VerifyError> {
+        let key = self.cache.key_for(user, presented);
+        if let Some(grant) = self.cache.get(&key).await {
+            return Ok(grant);
+        }
+        let canonical = password::parse(presented).ok_or(VerifyError::Malformed)?;
+        let epoch = self.cache.epoch.load(Ordering::SeqCst);
+        let id = password::id_of(&canonical);
+        let record = self.store.get_password(&id).await.map_err(|_| VerifyError::StoreUnavailable)?;
+        let record = record.ok_or(VerifyError::UnknownId)?;
+        if record.user != user {
+            return Err(VerifyError::WrongUser);
+        }
+        let now = unix_now();
+        if record.revoked.is_some() {
+            return Err(VerifyError::Revoked);
+        }
+        if record.is_expired(now) {
+            return Err(VerifyError::Expired);
+        }
+        let account = self.store.get_user(user).await.map_err(|_| VerifyError::StoreUnavailable)?;
+        match account {
+            Some(u) if u.state == UserState::Active && u.app_access => {}
+            Some(u) if u.state == UserState::Active => return Err(VerifyError::AppAccessOff),
+            _ => return Err(VerifyError::UserDisabled),
+        }
+        if !self.pool.verify(canonical, record.hash.clone()).await {
+            return Err(VerifyError::WrongSecret);
+        }
+        let grant =
+            Arc::new(Grant { password_id: record.id, user: record.user, scope: record.scope, expires: record.expires });
+        self.cache.insert_unless_invalidated(key, grant.clone(), epoch).await;
+        Ok(grant)
+    }
+}

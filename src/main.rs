@@ -1,0 +1,19 @@
+//! The `davgate` binary: parses arguments, sets up logging, dispatches.
+//! Usage errors exit 2 (clap), every other failure 1 with one message.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = <cli::Cli as clap::Parser>::parse();
+    cli::init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(cli::dispatch(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("davgate: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

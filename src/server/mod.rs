@@ -1,0 +1,108 @@
+//! The listener: accepts TCP (optionally TLS), serves HTTP/1.1 and HTTP/2
+//! with hyper-util's auto builder, limits connections, and drains in-flight
+//! requests on shutdown.
+
+pub mod idle;
+pub mod tls;
+
+use crate::config::ServerConfig;
+use crate::gateway::{Gateway, Peer};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use idle::IdleTimeout;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+/// HTTP/2 streams one client may have open at once.
+const MAX_CONCURRENT_STREAMS: u32 = 128;
+
+fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1().timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout).keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .keep_alive_interval(Some(config.idle_timeout / 2))
+        .keep_alive_timeout(config.header_read_timeout);
+    b
+}
+
+/// Serves the gateway on `listener` until `shutdown` turns true, then waits
+/// up to `shutdown_grace` for in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    config: ServerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let tls = match &config.tls {
+        Some(t) => Some(tls::acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
+    let builder = Arc::new(builder(&config));
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("never closed"),
+            _ = shutdown.changed() => break,
+        };
+        let (tcp, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let io = IdleTimeout::new(tcp, config.idle_timeout);
+        let peer = Peer { addr, tls: tls.is_some() };
+        let gateway = gateway.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let acceptor = tls.clone();
+        let handshake_timeout = config.header_read_timeout;
+        tokio::spawn(async move {
+            match acceptor {
+                None => serve_io(watcher, &builder, io, gateway, peer).await,
+                Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
+                    Ok(Ok(stream)) => serve_io(watcher, &builder, stream, gateway, peer).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, %addr, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                },
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(config.shutdown_grace) => {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+        }
+    }
+    Ok(())
+}
+
+async fn serve_io<I>(watcher: Watcher, builder: &auto::Builder<TokioExecutor>, io: I, gateway: Arc<Gateway>, peer: Peer)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let gateway = gateway.clone();
+        async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, peer).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), service).into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, addr = %peer.addr, "connection ended with an error");
+    }
+}

@@ -1,0 +1,57 @@
+//! Persistence behind one narrow async trait.
+//!
+//! Every write a caller is told succeeded is durable first (a crash loses
+//! nothing acknowledged). The trait holds records only; rules such as the
+//! active-password limit live in [`crate::accounts`], so every store gets
+//! them for free. `sled` is the embedded default.
+
+pub mod model;
+pub mod sled;
+
+use crate::password::AppPasswordId;
+use model::{Activity, AppPassword, Event, User};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    Conflict,
+    #[error("the store at {path} is in use by another process")]
+    Locked { path: String },
+    #[error("store I/O failed: {0}")]
+    Io(String),
+    #[error("a stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a new user; `Conflict` when the name is taken.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    /// Replaces an existing user record.
+    async fn update_user(&self, user: &User) -> StoreResult<()>;
+    async fn get_user(&self, name: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Removes a user with its passwords, activity and events.
+    async fn remove_user(&self, name: &str) -> StoreResult<bool>;
+
+    /// Inserts a new password; `Conflict` when the id is taken.
+    async fn insert_password(&self, password: &AppPassword) -> StoreResult<()>;
+    /// Replaces existing password records, all or none.
+    async fn update_passwords(&self, passwords: &[AppPassword]) -> StoreResult<()>;
+    async fn get_password(&self, id: &str) -> StoreResult<Option<AppPassword>>;
+    async fn list_passwords(&self, user: &str) -> StoreResult<Vec<AppPassword>>;
+
+    /// Writes a batch of last-activity records in one durable write; for each
+    /// password the latest time wins.
+    async fn record_activity(&self, batch: &[(AppPasswordId, Activity)]) -> StoreResult<()>;
+    async fn get_activity(&self, ids: &[AppPasswordId]) -> StoreResult<Vec<Option<Activity>>>;
+
+    async fn append_event(&self, event: &Event) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_events(&self, user: &str, limit: usize) -> StoreResult<Vec<Event>>;
+
+    /// Durable writes since open: the request path must never add to it.
+    fn write_count(&self) -> u64;
+}

@@ -1,0 +1,113 @@
+//! The data model: users, app passwords, activity and account events.
+//!
+//! Times are Unix seconds (UTC). Records are serialised as JSON by the
+//! stores; the PHC hash is a `Secret` so a `Debug` of a record cannot leak it.
+
+use crate::gateway::scope::Scope;
+use crate::password::AppPasswordId;
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserState {
+    Active,
+    Disabled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The identity sent upstream.
+    pub name: String,
+    pub state: UserState,
+    /// Off refuses every app password of the user without deleting them.
+    pub app_access: bool,
+    pub created: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub at: u64,
+    /// Who revoked: `admin`, `user`, `cli`, ...
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPassword {
+    pub id: AppPasswordId,
+    pub user: String,
+    pub name: String,
+    pub hash: Secret<String>,
+    pub scope: Scope,
+    pub created: u64,
+    #[serde(default)]
+    pub expires: Option<u64>,
+    #[serde(default)]
+    pub revoked: Option<Revocation>,
+}
+
+impl AppPassword {
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
+
+    /// Neither revoked nor expired.
+    pub fn is_active(&self, now: u64) -> bool {
+        self.revoked.is_none() && !self.is_expired(now)
+    }
+
+    pub fn status(&self, now: u64) -> &'static str {
+        if self.revoked.is_some() {
+            "revoked"
+        } else if self.is_expired(now) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+}
+
+/// The last authenticated request made with a password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub at: u64,
+    pub ip: IpAddr,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    UserCreated,
+    UserDisabled,
+    UserEnabled,
+    AppAccessOn,
+    AppAccessOff,
+    PasswordCreated,
+    PasswordRenamed,
+    PasswordRevoked,
+    PasswordsRevokedAll,
+}
+
+/// One entry of an account's append-only history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: u64,
+    pub user: String,
+    pub kind: EventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_id: Option<AppPasswordId>,
+    /// Who did it: `cli`, `admin-api`, `user`.
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

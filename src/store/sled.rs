@@ -1,0 +1,228 @@
+//! The embedded store: sled 0.34, one directory, one owning process.
+//!
+//! sled takes an exclusive lock on its directory, so while `davgate serve`
+//! runs the CLI talks to it over the admin socket. Every write is followed
+//! by `flush_async` before it returns: acknowledged means on disk.
+//!
+//! Layout (values are JSON):
+//! - `users`:     name → User
+//! - `passwords`: id → AppPassword
+//! - `by_user`:   user \0 id → ()
+//! - `activity`:  id → Activity (apart from `passwords`, so an activity
+//!   flush can never overwrite a revocation)
+//! - `events`:    user \0 big-endian sequence → Event
+
+use super::model::{Activity, AppPassword, Event, User};
+use super::{Store, StoreError, StoreResult};
+use crate::password::AppPasswordId;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Transactional, Tree};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct SledStore {
+    db: sled::Db,
+    users: Tree,
+    passwords: Tree,
+    by_user: Tree,
+    activity: Tree,
+    events: Tree,
+    writes: AtomicU64,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("model types always serialise")
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn user_key(user: &str, suffix: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(user.len() + 1 + suffix.len());
+    k.extend_from_slice(user.as_bytes());
+    k.push(0);
+    k.extend_from_slice(suffix);
+    k
+}
+
+fn user_prefix(user: &str) -> Vec<u8> {
+    user_key(user, &[])
+}
+
+fn from_tx(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => io(e),
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store; `Locked` when another process has it.
+    pub fn open(path: &Path, cache_mib: u64) -> StoreResult<Self> {
+        let db =
+            sled::Config::new().path(path).cache_capacity(cache_mib * 1024 * 1024).open().map_err(|e| match e {
+                sled::Error::Io(ref err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Locked { path: path.display().to_string() }
+                }
+                other => io(other),
+            })?;
+        let tree = |name: &str| db.open_tree(name).map_err(io);
+        Ok(Self {
+            users: tree("users")?,
+            passwords: tree("passwords")?,
+            by_user: tree("by_user")?,
+            activity: tree("activity")?,
+            events: tree("events")?,
+            db,
+            writes: AtomicU64::new(0),
+        })
+    }
+
+    /// Makes the preceding writes durable, then counts one acknowledged write.
+    async fn durable(&self) -> StoreResult<()> {
+        self.db.flush_async().await.map_err(io)?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn scan<T: DeserializeOwned>(tree: &Tree, prefix: &[u8]) -> StoreResult<Vec<T>> {
+        tree.scan_prefix(prefix).values().map(|v| decode(&v.map_err(io)?)).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SledStore {
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        let swapped =
+            self.users.compare_and_swap(user.name.as_bytes(), None as Option<&[u8]>, Some(encode(user))).map_err(io)?;
+        if swapped.is_err() {
+            return Err(StoreError::Conflict);
+        }
+        self.durable().await
+    }
+
+    async fn update_user(&self, user: &User) -> StoreResult<()> {
+        self.users.insert(user.name.as_bytes(), encode(user)).map_err(io)?;
+        self.durable().await
+    }
+
+    async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
+        self.users.get(name.as_bytes()).map_err(io)?.map(|v| decode(&v)).transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        Self::scan(&self.users, b"")
+    }
+
+    async fn remove_user(&self, name: &str) -> StoreResult<bool> {
+        let prefix = user_prefix(name);
+        let ids: Vec<sled::IVec> = self
+            .by_user
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|k| k.map(|k| sled::IVec::from(&k[prefix.len()..])).map_err(io))
+            .collect::<StoreResult<_>>()?;
+        let event_keys: Vec<sled::IVec> =
+            self.events.scan_prefix(&prefix).keys().collect::<Result<_, _>>().map_err(io)?;
+        let existed = (&self.users, &self.passwords, &self.by_user, &self.activity, &self.events)
+            .transaction(|(users, passwords, by_user, activity, events)| {
+                for id in &ids {
+                    passwords.remove(id)?;
+                    activity.remove(id)?;
+                    by_user.remove(user_key(name, id))?;
+                }
+                for k in &event_keys {
+                    events.remove(k)?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(users.remove(name.as_bytes())?.is_some())
+            })
+            .map_err(from_tx)?;
+        self.durable().await?;
+        Ok(existed)
+    }
+
+    async fn insert_password(&self, password: &AppPassword) -> StoreResult<()> {
+        let value = encode(password);
+        (&self.passwords, &self.by_user)
+            .transaction(|(passwords, by_user)| {
+                if passwords.get(password.id.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(StoreError::Conflict));
+                }
+                passwords.insert(password.id.as_bytes(), value.as_slice())?;
+                by_user.insert(user_key(&password.user, password.id.as_bytes()), &[] as &[u8])?;
+                Ok(())
+            })
+            .map_err(from_tx)?;
+        self.durable().await
+    }
+
+    async fn update_passwords(&self, list: &[AppPassword]) -> StoreResult<()> {
+        let mut batch = sled::Batch::default();
+        for p in list {
+            batch.insert(p.id.as_bytes(), encode(p));
+        }
+        self.passwords.apply_batch(batch).map_err(io)?;
+        self.durable().await
+    }
+
+    async fn get_password(&self, id: &str) -> StoreResult<Option<AppPassword>> {
+        self.passwords.get(id.as_bytes()).map_err(io)?.map(|v| decode(&v)).transpose()
+    }
+
+    async fn list_passwords(&self, user: &str) -> StoreResult<Vec<AppPassword>> {
+        let prefix = user_prefix(user);
+        let mut out = Vec::new();
+        for key in self.by_user.scan_prefix(&prefix).keys() {
+            let key = key.map_err(io)?;
+            if let Some(v) = self.passwords.get(&key[prefix.len()..]).map_err(io)? {
+                out.push(decode(&v)?);
+            }
+        }
+        out.sort_by(|a: &AppPassword, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn record_activity(&self, batch: &[(AppPasswordId, Activity)]) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut write = sled::Batch::default();
+        for (id, activity) in batch {
+            let newer = match self.activity.get(id.as_bytes()).map_err(io)? {
+                Some(old) => decode::<Activity>(&old).map(|old| old.at <= activity.at).unwrap_or(true),
+                None => true,
+            };
+            // A password removed since the request keeps no orphan activity.
+            if newer && self.passwords.contains_key(id.as_bytes()).map_err(io)? {
+                write.insert(id.as_bytes(), encode(activity));
+            }
+        }
+        self.activity.apply_batch(write).map_err(io)?;
+        self.durable().await
+    }
+
+    async fn get_activity(&self, ids: &[AppPasswordId]) -> StoreResult<Vec<Option<Activity>>> {
+        ids.iter().map(|id| self.activity.get(id.as_bytes()).map_err(io)?.map(|v| decode(&v)).transpose()).collect()
+    }
+
+    async fn append_event(&self, event: &Event) -> StoreResult<()> {
+        let seq = self.db.generate_id().map_err(io)?;
+        self.events.insert(user_key(&event.user, &seq.to_be_bytes()), encode(event)).map_err(io)?;
+        self.durable().await
+    }
+
+    async fn list_events(&self, user: &str, limit: usize) -> StoreResult<Vec<Event>> {
+        self.events.scan_prefix(user_prefix(user)).values().rev().take(limit).map(|v| decode(&v.map_err(io)?)).collect()
+    }
+
+    fn write_count(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+}
