@@ -1,0 +1,85 @@
+//! Small HTTP helpers for tests: a hyper client, and raw TCP for requests
+//! a well-behaved client would never send.
+
+#![allow(dead_code)]
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub version: http::Version,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Http {
+    pub fn h1() -> Self {
+        Self { client: Client::builder(TokioExecutor::new()).build_http() }
+    }
+
+    /// HTTP/2 with prior knowledge over plain TCP (h2c).
+    pub fn h2() -> Self {
+        Self { client: Client::builder(TokioExecutor::new()).http2_only(true).build_http() }
+    }
+
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Reply {
+        let res = self.client.request(req).await.expect("request failed");
+        let status = res.status();
+        let version = res.version();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        Reply { status, headers, body, version }
+    }
+
+    pub async fn call(&self, method: &str, url: &str, auth: Option<(&str, &str)>, headers: &[(&str, &str)]) -> Reply {
+        let mut b = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap()).uri(url);
+        if let Some((u, p)) = auth {
+            b = b.header("authorization", basic(u, p));
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(Full::new(Bytes::new())).unwrap()).await
+    }
+
+    pub async fn get(&self, url: &str, user: &str, password: &str) -> Reply {
+        self.call("GET", url, Some((user, password)), &[]).await
+    }
+}
+
+/// Sends raw bytes and reads the whole answer (the request should say
+/// `Connection: close`). Returns the response text.
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw HTTP/1.1 response.
+pub fn raw_status(response: &str) -> u16 {
+    response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}

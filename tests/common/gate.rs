@@ -1,0 +1,86 @@
+//! An in-process davgate on 127.0.0.1:0 with its own temp store.
+
+#![allow(dead_code)]
+
+use davgate::App;
+use davgate::accounts::NewPassword;
+use davgate::config::Config;
+use davgate::gateway::scope::Scope;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub struct Gate {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub dir: tempfile::TempDir,
+}
+
+/// TOML added to the minimal config: keys under `[server]` and
+/// `[upstream]`, and further sections after `[store]`.
+#[derive(Default, Clone, Copy)]
+pub struct Extra<'a> {
+    pub server: &'a str,
+    pub upstream: &'a str,
+    pub sections: &'a str,
+}
+
+pub fn config_text(upstream: &str, store: &std::path::Path, extra: Extra<'_>) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[upstream]\nurl = \"{upstream}\"\n{}\n[store]\npath = \"{}\"\n{}\n",
+        extra.server,
+        extra.upstream,
+        store.display(),
+        extra.sections
+    )
+}
+
+impl Gate {
+    pub async fn start(upstream: &str) -> Gate {
+        Self::start_with(upstream, Extra::default()).await
+    }
+
+    pub async fn start_with(upstream: &str, extra: Extra<'_>) -> Gate {
+        let dir = tempfile::tempdir().unwrap();
+        let text = config_text(upstream, &dir.path().join("store"), extra);
+        let config = Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        Self::start_config(config, dir).await
+    }
+
+    pub async fn start_config(config: Config, dir: tempfile::TempDir) -> Gate {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let store = App::open_store(&config).unwrap();
+        let app = App::new(config, store).unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(davgate::run(app.clone(), listener, None, stopped));
+        Gate { addr, app, stop, task, dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Adds `user` (if new) and creates a password with `scope`.
+    pub async fn password(&self, user: &str, scope: Scope) -> String {
+        let accounts = &self.app.accounts;
+        if accounts.user(user).await.is_err() {
+            accounts.add_user(user, "test").await.unwrap();
+        }
+        let new = NewPassword { name: "test client".into(), scope, expires: None };
+        let created = accounts.create_password(user, new, "test").await.unwrap();
+        created.password.expose().clone()
+    }
+
+    pub fn verifications(&self) -> u64 {
+        self.app.gateway.verifier.pool().verifications()
+    }
+
+    /// Stops serving (in-flight requests finish, activity is flushed).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap().unwrap();
+    }
+}

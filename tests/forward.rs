@@ -1,0 +1,270 @@
+//! Forwarding: identity header, hop-by-hop rules, `X-Forwarded-*`,
+//! `Expect: 100-continue`, upstream failures, TLS both ways.
+
+mod common;
+
+use bytes::Bytes;
+use common::gate::Extra;
+use common::{Gate, Http, Recorder, all, raw, raw_status};
+use http::Request;
+use http_body_util::Full;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Every spelling a client might use to pick an identity.
+const FORGERIES: &[&str] = &[
+    "X-Remote-User",
+    "x-remote-user",
+    "X_Remote_User",
+    "x_remote_user",
+    "X-REMOTE-USER",
+    "X-Remote_User",
+    "Remote-User",
+    "Remote_User",
+    "X-Forwarded-User",
+    "X-Auth-Request-User",
+    "X-Authenticated-User",
+];
+
+fn forged_request(url: &str, auth: &str) -> Request<Full<Bytes>> {
+    let mut b = Request::builder().uri(url).header("authorization", auth);
+    for name in FORGERIES {
+        b = b.header(*name, "mallory");
+    }
+    b.body(Full::new(Bytes::new())).unwrap()
+}
+
+fn assert_only_verified_identity(seen: &common::recorder::Seen) {
+    assert_eq!(seen.headers.get_all("x-remote-user").iter().collect::<Vec<_>>(), vec!["alice"]);
+    for (name, value) in &seen.headers {
+        assert_ne!(value, "mallory", "{name} reached the backend");
+        assert!(!name.as_str().contains('_'), "{name} reached the backend");
+    }
+    assert!(!seen.headers.contains_key("authorization"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_identity_headers_never_reach_the_backend_over_h1_and_h2() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start(&backend.url()).await;
+    let pw = gate.password("alice", all()).await;
+    let auth = common::client::basic("alice", &pw);
+    for http in [Http::h1(), Http::h2()] {
+        let r = http.send(forged_request(&gate.url("/alice/x"), &auth)).await;
+        assert_eq!(r.status, 200);
+    }
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2);
+    seen.iter().for_each(assert_only_verified_identity);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarding_headers_are_set_and_hop_by_hop_headers_removed_both_ways() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start(&backend.url()).await;
+    let pw = gate.password("alice", all()).await;
+    let http = Http::h1();
+    let r = http
+        .call(
+            "PROPFIND",
+            &gate.url("/alice/?q=1"),
+            Some(("alice", &pw)),
+            &[
+                ("connection", "x-client-hop"),
+                ("x-client-hop", "1"),
+                ("x-forwarded-for", "6.6.6.6"),
+                ("x-forwarded-host", "evil.example"),
+                ("depth", "1"),
+                ("host", "dav.example:8443"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["x-backend"], "recorder");
+    assert!(!r.headers.contains_key("x-backend-hop"), "hop-by-hop from the backend removed");
+    let seen = &backend.seen()[0];
+    assert_eq!(seen.method, "PROPFIND");
+    assert_eq!(seen.path, "/alice/");
+    assert!(!seen.headers.contains_key("x-client-hop"));
+    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1", "a client's X-Forwarded-For is not trusted");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    assert_eq!(seen.headers["x-forwarded-host"], "dav.example:8443");
+    assert_eq!(seen.headers["host"], "dav.example:8443", "Host is kept so Destination headers stay valid");
+    assert_eq!(seen.headers["depth"], "1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trusted_proxy_supplies_client_address_and_proto() {
+    let backend = Recorder::start().await;
+    let extra = Extra { server: "trusted_proxies = [\"127.0.0.1/32\"]", ..Extra::default() };
+    let gate = Gate::start_with(&backend.url(), extra).await;
+    let pw = gate.password("alice", all()).await;
+    let r = Http::h1()
+        .call(
+            "GET",
+            &gate.url("/a"),
+            Some(("alice", &pw)),
+            &[("x-forwarded-for", "198.51.100.7, 127.0.0.1"), ("x-forwarded-proto", "https")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let seen = &backend.seen()[0];
+    assert_eq!(seen.headers["x-forwarded-for"], "198.51.100.7");
+    assert_eq!(seen.headers["x-forwarded-proto"], "https");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expect_continue_upload_is_refused_unread_without_credentials_and_works_with_them() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start(&backend.url()).await;
+    let pw = gate.password("alice", all()).await;
+    // Unauthenticated: the 401 comes without any body having been sent.
+    let head = "PUT /alice/big.ics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n";
+    let response = raw(gate.addr, format!("{head}Connection: close\r\n\r\n").as_bytes()).await;
+    assert_eq!(raw_status(&response), 401, "{response}");
+    assert_eq!(backend.count(), 0);
+
+    let mut tcp = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    let auth = common::client::basic("alice", &pw);
+    let head = format!(
+        "PUT /alice/e.ics HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf)).await.unwrap().unwrap();
+    let interim = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim}");
+    tcp.write_all(b"hello").await.unwrap();
+    let mut rest = Vec::new();
+    tcp.read_to_end(&mut rest).await.unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    let all_text = format!("{interim}{rest}");
+    assert!(all_text.contains("HTTP/1.1 200 OK"), "{all_text}");
+    let seen = backend.seen();
+    assert_eq!(seen[0].body.as_ref(), b"hello");
+    assert!(!seen[0].headers.contains_key("expect"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_refusing_connections_gives_502_with_a_reason() {
+    let port = common::backends::free_port();
+    let gate = Gate::start(&format!("http://127.0.0.1:{port}")).await;
+    let pw = gate.password("alice", all()).await;
+    let r = Http::h1().get(&gate.url("/alice/"), "alice", &pw).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.text(), "the backend is unreachable\n");
+    // The backend comes back: davgate recovers by itself.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let backend = Recorder::serve(listener);
+    assert_eq!(Http::h1().get(&gate.url("/alice/"), "alice", &pw).await.status, 200);
+    assert_eq!(backend.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_upstream_gives_504_with_a_reason() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start_with(&backend.url(), Extra { upstream: "timeout = \"1s\"", ..Extra::default() }).await;
+    let pw = gate.password("alice", all()).await;
+    let r = Http::h1().get(&gate.url("/slow/x"), "alice", &pw).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.text(), "the backend did not answer in time\n");
+}
+
+fn self_signed() -> (String, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    (cert.cert.pem(), cert.key_pair.serialize_pem())
+}
+
+fn server_tls(cert_pem: &str, key_pem: &str) -> Arc<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let certs = vec![rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()];
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let mut c = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(c)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_upstream_with_a_custom_ca_file() {
+    davgate::server::tls::install_crypto_provider();
+    let (cert, key) = self_signed();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &cert).unwrap();
+    // A TLS terminator in front of a recording backend.
+    let backend = Recorder::start().await;
+    let tls_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls_port = tls_listener.local_addr().unwrap().port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_tls(&cert, &key));
+    let backend_addr = backend.addr;
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = tls_listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let mut plain = tokio::net::TcpStream::connect(backend_addr).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                }
+            });
+        }
+    });
+    let ca_line = format!("ca_file = \"{}\"", ca.display());
+    let extra = Extra { upstream: &ca_line, ..Extra::default() };
+    let gate = Gate::start_with(&format!("https://localhost:{tls_port}"), extra).await;
+    let pw = gate.password("alice", all()).await;
+    let r = Http::h1().get(&gate.url("/alice/tls"), "alice", &pw).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(backend.seen()[0].path, "/alice/tls");
+
+    // Without the CA file the same backend is not trusted.
+    let untrusting = Gate::start(&format!("https://localhost:{tls_port}")).await;
+    let pw = untrusting.password("alice", all()).await;
+    assert_eq!(Http::h1().get(&untrusting.url("/alice/tls"), "alice", &pw).await.status, 502);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_listener_speaks_h2_and_http11_by_alpn() {
+    davgate::server::tls::install_crypto_provider();
+    let (cert, key) = self_signed();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
+    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
+    let backend = Recorder::start().await;
+    let server_extra = format!(
+        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
+        dir.path().join("cert.pem").display(),
+        dir.path().join("key.pem").display()
+    );
+    let gate = Gate::start_with(&backend.url(), Extra { server: &server_extra, ..Extra::default() }).await;
+    let pw = gate.password("alice", all()).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
+    roots.add(rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()).unwrap();
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    for h2 in [true, false] {
+        // ALPN offers only the protocol under test.
+        let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls.clone()).https_only();
+        let https = if h2 { https.enable_http2().build() } else { https.enable_http1().build() };
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(h2)
+            .build::<_, Full<Bytes>>(https);
+        let req = Request::builder()
+            .uri(format!("https://localhost:{}/alice/h", gate.addr.port()))
+            .header("authorization", common::client::basic("alice", &pw))
+            .header("x_remote_user", "mallory")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let res = client.request(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let expected = if h2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
+        assert_eq!(res.version(), expected);
+    }
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2);
+    for s in &seen {
+        assert_eq!(s.headers["x-forwarded-proto"], "https");
+        assert_only_verified_identity(s);
+    }
+}
