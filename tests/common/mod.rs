@@ -1,7 +1,7 @@
 //! Shared test fixtures: an in-process davgate, a recording backend, HTTP
 //! helpers, and real DAV servers (Radicale, WsgiDAV) with their clients.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod backends;
 pub mod client;

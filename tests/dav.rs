@@ -1,0 +1,131 @@
+//! Real DAV servers and real clients through davgate: Radicale with the
+//! python `caldav` library and a CardDAV flow, WsgiDAV with litmus.
+
+mod common;
+
+use common::backends::{self, Radicale, WsgiDav};
+use common::gate::Extra;
+use common::{Gate, Http, all, services};
+
+/// Radicale keeps calendars and address books in one tree per user.
+const RADICALE_SERVICES: &str =
+    "[services]\ncaldav = [\"/{user}/\"]\ncarddav = [\"/{user}/\"]\nfiles = [\"/files/{user}/\"]\n";
+
+async fn python(script: &'static str, args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        backends::run_python(script, &args)
+    })
+    .await
+    .unwrap()
+}
+
+fn assert_success(out: &std::process::Output, log: &str) {
+    assert!(
+        out.status.success(),
+        "stdout:\n{}\nstderr:\n{}\nbackend log:\n{log}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn caldav_scoped_password_runs_the_python_caldav_flow_and_stays_in_scope() {
+    let radicale = Radicale::start();
+    let gate = Gate::start_with(&radicale.url, Extra { sections: RADICALE_SERVICES, ..Extra::default() }).await;
+    let pw = gate.password("alice", services(&["caldav"])).await;
+    let out = python("caldav_flow.py", vec![gate.url("/"), "alice".into(), pw.clone()]).await;
+    assert_success(&out, &radicale.log());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("well-known"), "discovery went through /.well-known/caldav:\n{stdout}");
+
+    // The same password cannot leave its tree.
+    let http = Http::h1();
+    let auth = Some(("alice", pw.as_str()));
+    assert_eq!(http.call("PROPFIND", &gate.url("/files/alice/"), auth, &[]).await.status, 403);
+    assert_eq!(http.call("PROPFIND", &gate.url("/bob/"), auth, &[]).await.status, 403);
+    assert_eq!(http.call("GET", &gate.url("/alice/%2e%2e/bob/"), auth, &[]).await.status, 400);
+    let dest = gate.url("/files/alice/stolen.ics");
+    assert_eq!(http.call("MOVE", &gate.url("/alice/x.ics"), auth, &[("destination", &dest)]).await.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn caldav_flow_with_an_unscoped_password_and_wrong_password_fails() {
+    let radicale = Radicale::start();
+    let gate = Gate::start(&radicale.url).await;
+    let pw = gate.password("alice", all()).await;
+    let out = python("caldav_flow.py", vec![gate.url("/"), "alice".into(), pw.clone()]).await;
+    assert_success(&out, &radicale.log());
+    let wrong = format!("{}-22222-22222-22222-22222", &pw[..5]);
+    let out = python("caldav_flow.py", vec![gate.url("/"), "alice".into(), wrong]).await;
+    assert!(!out.status.success(), "a wrong password must not sync");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn carddav_contact_put_and_report_through_davgate() {
+    let radicale = Radicale::start();
+    let gate = Gate::start_with(&radicale.url, Extra { sections: RADICALE_SERVICES, ..Extra::default() }).await;
+    let pw = gate.password("alice", services(&["carddav"])).await;
+    let out = python("carddav_flow.py", vec![gate.url("/"), "alice".into(), pw, gate.url("/alice/contacts/")]).await;
+    assert_success(&out, &radicale.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_only_password_can_read_but_not_write_real_radicale() {
+    let radicale = Radicale::start();
+    let gate = Gate::start(&radicale.url).await;
+    let writer = gate.password("alice", all()).await;
+    let reader = gate.password("alice", davgate::gateway::scope::Scope { read_only: true, ..all() }).await;
+    let http = Http::h1();
+    let mkcal = "<?xml version=\"1.0\"?><C:mkcalendar xmlns:C=\"urn:ietf:params:xml:ns:caldav\"/>";
+    let req = http::Request::builder()
+        .method("MKCALENDAR")
+        .uri(gate.url("/alice/ro/"))
+        .header("authorization", common::client::basic("alice", &writer))
+        .body(http_body_util::Full::new(bytes::Bytes::from(mkcal)))
+        .unwrap();
+    assert_eq!(http.send(req).await.status, 201);
+    let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:ro-1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260102T100000Z\r\nSUMMARY:x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let put = |pw: &str| {
+        http::Request::builder()
+            .method("PUT")
+            .uri(gate.url("/alice/ro/e.ics"))
+            .header("authorization", common::client::basic("alice", pw))
+            .header("content-type", "text/calendar")
+            .body(http_body_util::Full::new(bytes::Bytes::from(ics)))
+            .unwrap()
+    };
+    assert_eq!(http.send(put(&reader)).await.status, 403);
+    assert_eq!(http.send(put(&writer)).await.status, 201);
+    let r = http.call("GET", &gate.url("/alice/ro/e.ics"), Some(("alice", &reader)), &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("UID:ro-1"));
+    assert_eq!(http.call("DELETE", &gate.url("/alice/ro/e.ics"), Some(("alice", &reader)), &[]).await.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn litmus_passes_as_many_tests_through_davgate_as_directly() {
+    let direct = tokio::task::spawn_blocking(|| {
+        let baseline = WsgiDav::start_with_basic_user("litmus", "direct-secret");
+        backends::litmus(&format!("{}/", baseline.url), "litmus", "direct-secret")
+    })
+    .await
+    .unwrap();
+    assert_eq!(direct.failed, 0, "{}", direct.output);
+
+    let wsgidav = WsgiDav::start();
+    let gate = Gate::start(&wsgidav.url).await;
+    let pw = gate.password("litmus", all()).await;
+    let url = gate.url("/");
+    let through = tokio::task::spawn_blocking(move || backends::litmus(&url, "litmus", &pw)).await.unwrap();
+    assert_eq!(
+        (through.passed, through.failed, through.aborted),
+        (direct.passed, 0, 0),
+        "direct {:?}\nthrough davgate {:?}\n{}\nbackend log:\n{}",
+        direct.suites,
+        through.suites,
+        through.output,
+        wsgidav.log()
+    );
+    println!("litmus: {} passed directly, {} through davgate", direct.passed, through.passed);
+}
