@@ -442,7 +442,7 @@ path = "./davgate-data"
     #[test]
     fn unknown_key_is_named_with_its_section() {
         let e = problems(&MINIMAL.replace("[store]", "[store]\npaht = \"x\""));
-        assert!(e.starts_with("davgate.toml: store"), "{e}");
+        assert!(e.starts_with("davgate.toml: store.paht: unknown field"), "{e}");
         assert!(e.contains("paht"), "{e}");
     }
 

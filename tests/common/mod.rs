@@ -4,6 +4,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod backends;
+pub mod binary;
 pub mod client;
 pub mod gate;
 pub mod recorder;

@@ -1,0 +1,134 @@
+//! The real `davgate` binary: CLI runs and a `serve` process to kill.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn davgate() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_davgate"));
+    c.env_remove("DAVGATE_CONFIG").env("DAVGATE_LOG", "warn").stdin(Stdio::null());
+    c
+}
+
+/// A temp dir with a `davgate.toml` for `upstream` on a free port.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub port: u16,
+}
+
+impl Setup {
+    pub fn new(upstream: &str) -> Setup {
+        Self::with_sections(upstream, "")
+    }
+
+    pub fn with_sections(upstream: &str, sections: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let port = super::backends::free_port();
+        let config = dir.path().join("davgate.toml");
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"{upstream}\"\n[store]\npath = \"{}\"\n{sections}",
+            dir.path().join("store").display()
+        );
+        std::fs::write(&config, text).unwrap();
+        Setup { dir, config, port }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("store.sock")
+    }
+
+    /// Runs `davgate --config <config> args...`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        davgate().arg("--config").arg(&self.config).args(args).output().unwrap()
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "davgate {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs, requires exit code `code`; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(code), "davgate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    pub fn serve(&self) -> Server {
+        let child = davgate()
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let server = Server { child, port: self.port };
+        wait_for(&self.socket(), self.port);
+        server
+    }
+}
+
+fn wait_for(socket: &Path, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if socket.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("davgate serve did not come up on port {port}");
+}
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then wait; returns stderr.
+    pub fn terminate(mut self) -> String {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().unwrap();
+        let mut err = String::new();
+        use std::io::Read;
+        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert!(status.success(), "serve exited with {status}: {err}");
+        err
+    }
+
+    /// A field of /proc/<pid>/status in KiB (VmRSS, VmHWM).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field).and_then(|r| r.trim_start_matches(':').trim().strip_suffix(" kB")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} not in /proc status"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
