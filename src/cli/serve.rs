@@ -15,7 +15,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let admin = davgate::admin::socket::bind(&config.admin_socket())?;
     let app = davgate::App::new(config, store)?;
     tracing::info!(
-        listen = %app.config.server.listen,
+        listen = %listener.local_addr()?,
         upstream = %app.config.upstream.url,
         admin_socket = %app.config.admin_socket().display(),
         "davgate ready"

@@ -23,11 +23,9 @@ const MAX_CONCURRENT_STREAMS: u32 = 128;
 fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1().timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout).keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .keep_alive_interval(Some(config.idle_timeout / 2))
-        .keep_alive_timeout(config.header_read_timeout);
+    // No h2 keep-alive pings: they would count as traffic and keep an idle
+    // connection alive forever; `IdleTimeout` closes quiet connections.
+    b.http2().timer(TokioTimer::new()).max_concurrent_streams(MAX_CONCURRENT_STREAMS);
     b
 }
 

@@ -59,16 +59,20 @@ impl Setup {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// Starts `davgate serve`, logging at debug level to a file (a pipe
+    /// nobody reads could fill up and stall the server).
     pub fn serve(&self) -> Server {
+        let log = self.dir.path().join(format!("serve-{}.log", self.port));
         let child = davgate()
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
+            .env("DAVGATE_LOG", "debug")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let server = Server { child, port: self.port };
+        let server = Server { child, port: self.port, log };
         wait_for(&self.socket(), self.port);
         server
     }
@@ -88,6 +92,7 @@ fn wait_for(socket: &Path, port: u16) {
 pub struct Server {
     pub child: Child,
     pub port: u16,
+    pub log: PathBuf,
 }
 
 impl Server {
@@ -104,15 +109,18 @@ impl Server {
         self.child.wait().unwrap();
     }
 
-    /// SIGTERM, then wait; returns stderr.
-    pub fn terminate(mut self) -> String {
+    /// Sends SIGTERM without waiting.
+    pub fn sigterm(&self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns the log.
+    pub fn terminate(mut self) -> String {
+        self.sigterm();
         let status = self.child.wait().unwrap();
-        let mut err = String::new();
-        use std::io::Read;
-        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        assert!(status.success(), "serve exited with {status}: {err}");
-        err
+        let log = std::fs::read_to_string(&self.log).unwrap();
+        assert!(status.success(), "serve exited with {status}: {log}");
+        log
     }
 
     /// A field of /proc/<pid>/status in KiB (VmRSS, VmHWM).

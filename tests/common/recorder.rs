@@ -15,6 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct Seen {
 pub struct Recorder {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// TCP connections accepted (to see upstream pooling).
+    pub connections: Arc<AtomicUsize>,
 }
 
 type Body = BoxBody<Bytes, std::io::Error>;
@@ -102,9 +105,12 @@ impl Recorder {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let shared = seen.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { continue };
+                counter.fetch_add(1, Ordering::SeqCst);
                 let seen = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
@@ -117,7 +123,7 @@ impl Recorder {
                 });
             }
         });
-        Recorder { addr, seen }
+        Recorder { addr, seen, connections }
     }
 
     pub fn url(&self) -> String {

@@ -1,0 +1,84 @@
+//! The listener: timeouts, graceful shutdown, upstream pooling.
+
+mod common;
+
+use bytes::Bytes;
+use common::binary::Setup;
+use common::gate::Extra;
+use common::{Gate, Http, Recorder, all};
+use http_body_util::Empty;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let backend = Recorder::start().await;
+    let gate =
+        Gate::start_with(&backend.url(), Extra { server: "header_read_timeout = \"1s\"", ..Extra::default() }).await;
+    let mut tcp = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    tcp.write_all(b"GET /alice/ HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the connection stayed open");
+    assert!(started.elapsed() >= Duration::from_millis(900), "closed before the timeout: {:?}", started.elapsed());
+    assert_eq!(backend.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start_with(&backend.url(), Extra { server: "idle_timeout = \"1s\"", ..Extra::default() }).await;
+    let pw = gate.password("alice", all()).await;
+    let tcp = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get(gate.url("/alice/"))
+        .header("authorization", common::client::basic("alice", &pw))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    assert_eq!(sender.send_request(req).await.unwrap().status(), 200);
+    let started = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(ended.is_ok(), "the idle connection stayed open");
+    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_connections_are_pooled() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start(&backend.url()).await;
+    let pw = gate.password("alice", all()).await;
+    let http = Http::h1();
+    for _ in 0..50 {
+        assert_eq!(http.get(&gate.url("/alice/"), "alice", &pw).await.status, 200);
+    }
+    let opened = backend.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(opened <= 2, "50 sequential requests opened {opened} upstream connections");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_in_flight_requests_finish_and_refuses_new_connections() {
+    let backend = Recorder::start().await;
+    let setup = Setup::new(&backend.url());
+    setup.ok(&["user", "add", "alice"]);
+    let created: serde_json::Value =
+        serde_json::from_str(&setup.ok(&["password", "create", "alice", "--name", "x", "--json"])).unwrap();
+    let pw = created["password"].as_str().unwrap().to_string();
+    let server = setup.serve();
+    let url = server.url("/slow/in-flight");
+    let in_flight = tokio::spawn(async move { Http::h1().get(&url, "alice", &pw).await });
+    // Wait until the backend holds the request, then ask davgate to stop.
+    while backend.count() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.sigterm();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.is_err(), "no new connections");
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, 200, "the in-flight request finished");
+    let log = server.terminate();
+    assert!(log.contains("shutting down"), "{log}");
+}
