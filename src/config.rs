@@ -241,7 +241,11 @@ fn default_services() -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 fn default_discovery_paths() -> Vec<String> {
-    ["/", "/.well-known/caldav", "/.well-known/carddav", "/principals/{user}/"].into_iter().map(String::from).collect()
+    // "/{user}" (exact) is Radicale's principal; "/principals/{user}/" SabreDAV's.
+    ["/", "/.well-known/caldav", "/.well-known/carddav", "/principals/{user}/", "/{user}"]
+        .into_iter()
+        .map(String::from)
+        .collect()
 }
 
 impl Config {
@@ -306,8 +310,12 @@ impl Config {
         if self.upstream.url.authority().is_none() {
             p.push("upstream.url: has no host".into());
         }
-        if self.upstream.url.query().is_some() {
-            p.push("upstream.url: must not have a query string".into());
+        if self.upstream.url.query().is_some() || !matches!(self.upstream.url.path(), "" | "/") {
+            // Destination headers and response hrefs would need rewriting too.
+            p.push(
+                "upstream.url: must be scheme://host:port with no path or query; davgate forwards paths unchanged"
+                    .into(),
+            );
         }
         if http::HeaderName::from_bytes(self.upstream.identity_header.as_bytes()).is_err() {
             p.push(format!("upstream.identity_header: {:?} is not a valid header name", self.upstream.identity_header));
@@ -330,6 +338,9 @@ impl Config {
         }
         if self.cache.capacity == 0 {
             p.push("cache.capacity: must be at least 1".into());
+        }
+        if self.cache.ttl.is_zero() {
+            p.push("cache.ttl: must be longer than 0s".into());
         }
         if self.activity.flush_interval.is_zero() {
             p.push("activity.flush_interval: must be longer than 0s".into());
@@ -452,6 +463,10 @@ path = "./davgate-data"
         assert!(e.starts_with("davgate.toml: server.listen:"), "{e}");
         let e = problems(&MINIMAL.replace("http://127.0.0.1:5232", "/relative"));
         assert!(e.contains("upstream.url:"), "{e}");
+        let e = problems(&MINIMAL.replace("5232\"", "5232/dav\""));
+        assert!(e.contains("upstream.url: must be scheme://host:port"), "{e}");
+        let e = problems(&format!("{MINIMAL}[cache]\nttl = \"0s\"\n"));
+        assert!(e.contains("cache.ttl: must be longer than 0s"), "{e}");
         let e = problems(&format!("{MINIMAL}[activity]\nflush_interval = \"soon\"\n"));
         assert!(e.starts_with("davgate.toml: activity.flush_interval:"), "{e}");
     }

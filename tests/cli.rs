@@ -170,3 +170,10 @@ async fn while_serving_the_cli_goes_through_the_admin_socket_and_changes_apply_a
     let listed: Value = serde_json::from_str(&setup.ok(&["password", "list", "alice", "--json"])).unwrap();
     assert!(listed[0]["last_activity"]["at"].is_u64(), "activity was flushed at shutdown");
 }
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
+    let out = davgate().args(["--config", example, "config", "check"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -20,8 +20,6 @@ pub struct Upstream {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
-    /// Path prefix of `upstream.url`, without a trailing `/` ("" for none).
-    prefix: String,
     timeout: Duration,
 }
 
@@ -64,14 +62,12 @@ impl Upstream {
             client,
             scheme: url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
             authority: url.authority().cloned().ok_or_else(|| anyhow::anyhow!("upstream.url: has no host"))?,
-            prefix: url.path().trim_end_matches('/').to_string(),
             timeout: config.timeout,
         })
     }
 
     fn target(&self, original: &Uri) -> Result<Uri, GatewayError> {
-        let pq = original.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-        let path_and_query = if self.prefix.is_empty() { pq.to_string() } else { format!("{}{pq}", self.prefix) };
+        let path_and_query = original.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
         Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -82,6 +78,7 @@ impl Upstream {
 
     /// Sends a prepared request (headers already rewritten) to the backend.
     pub async fn send(&self, mut req: Request<Incoming>) -> Result<Response<Body>, GatewayError> {
+        let client_version = req.version();
         *req.uri_mut() = self.target(req.uri())?;
         *req.version_mut() = Version::HTTP_11;
         let response = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
@@ -100,6 +97,9 @@ impl Upstream {
             Ok(Ok(r)) => r,
         };
         let (mut parts, body) = response.into_parts();
+        // Answer in the client's version: a backend speaking HTTP/1.0 (Radicale's
+        // wsgiref) must not turn off keep-alive on the client's connection.
+        parts.version = client_version;
         super::headers::strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()))
     }
