@@ -131,3 +131,85 @@ async fn litmus_passes_as_many_tests_through_davgate_as_directly() {
     );
     println!("litmus: {} passed directly, {} through davgate", direct.passed, through.passed);
 }
+
+async fn send(
+    gate: &Gate,
+    method: &str,
+    path: &str,
+    pw: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> common::client::Reply {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(gate.url(path))
+        .header("authorization", common::client::basic("alice", pw));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    Http::h1().send(b.body(http_body_util::Full::new(bytes::Bytes::from(body.to_string()))).unwrap()).await
+}
+
+const MKCALENDAR: &str = "<?xml version=\"1.0\"?><C:mkcalendar xmlns:C=\"urn:ietf:params:xml:ns:caldav\"/>";
+
+fn event(uid: &str) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260102T100000Z\r\nSUMMARY:x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn radicale_cannot_be_steered_out_of_a_collection_scope() {
+    let radicale = Radicale::start();
+    let gate = Gate::start(&radicale.url).await;
+    let writer = gate.password("alice", all()).await;
+    let scope = davgate::gateway::scope::Scope { collections: vec!["/alice/work/".into()], ..all() };
+    let work_only = gate.password("alice", scope).await;
+    for cal in ["/alice/work/", "/alice/home/"] {
+        assert_eq!(send(&gate, "MKCALENDAR", cal, &writer, &[], MKCALENDAR).await.status, 201);
+    }
+    let ics = [("content-type", "text/calendar")];
+
+    // Radicale strips a client's X-Script-Name from the path once it sees
+    // X-Forwarded-For: davgate must never let it through.
+    let r = send(
+        &gate,
+        "PUT",
+        "/alice/work/alice/home/evil.ics",
+        &work_only,
+        &[("x-script-name", "/alice/work"), ics[0]],
+        &event("evil"),
+    )
+    .await;
+    assert_ne!(r.status, 201, "{}", r.text());
+    assert_eq!(send(&gate, "GET", "/alice/home/evil.ics", &writer, &[], "").await.status, 404);
+
+    // A Destination that decodes into another URL is refused.
+    assert_eq!(send(&gate, "PUT", "/alice/work/w1.ics", &work_only, &ics, &event("w1")).await.status, 201);
+    let host = gate.addr.to_string();
+    let trick = format!("http://{host}%2Falice%2Fhome%2Fw1.ics%23@{host}/alice/work/x.ics");
+    let r = send(&gate, "MOVE", "/alice/work/w1.ics", &work_only, &[("destination", &trick)], "").await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(send(&gate, "GET", "/alice/home/w1.ics", &writer, &[], "").await.status, 404);
+    assert_eq!(send(&gate, "GET", "/alice/work/w1.ics", &writer, &[], "").await.status, 200);
+
+    // An honest MOVE inside the collection works.
+    let dest = gate.url("/alice/work/w2.ics");
+    assert_eq!(send(&gate, "MOVE", "/alice/work/w1.ics", &work_only, &[("destination", &dest)], "").await.status, 201);
+    assert_eq!(send(&gate, "GET", "/alice/home/", &work_only, &[], "").await.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discovery_on_wsgidav_cannot_list_the_whole_tree() {
+    let wsgidav = WsgiDav::start();
+    std::fs::create_dir_all(wsgidav.root().join("files/alice")).unwrap();
+    std::fs::write(wsgidav.root().join("files/alice/secret-tax.pdf"), "x").unwrap();
+    let gate = Gate::start(&wsgidav.url).await;
+    let scope = davgate::gateway::scope::Scope { collections: vec!["/alice/cal/".into()], read_only: true, ..all() };
+    let pw = gate.password("alice", scope).await;
+    let r = send(&gate, "PROPFIND", "/", &pw, &[], "").await;
+    assert_eq!(r.status, 403, "a PROPFIND without Depth is Depth: infinity");
+    let r = send(&gate, "PROPFIND", "/", &pw, &[("depth", "1")], "").await;
+    assert_eq!(r.status, 207);
+    assert!(!r.text().contains("secret-tax"), "{}", r.text());
+}

@@ -59,12 +59,19 @@ async fn service_scope_allows_its_tree_and_discovery_and_nothing_else() {
         ("GET", "/calendars/bob/", 403),
         ("GET", "/index.html", 403),
     ] {
-        let r = http.call(method, &gate.url(path), auth, &[]).await;
+        let r = http.call(method, &gate.url(path), auth, &[("depth", "1")]).await;
         assert_eq!(r.status, status, "{method} {path}: {}", r.text());
         if status == 403 {
             assert_eq!(r.text(), "this path is outside the app password's scope\n");
         }
     }
+    // Discovery is for finding collections, not for listing the server.
+    let r = http.call("PROPFIND", &gate.url("/"), auth, &[]).await;
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (403, "discovery paths allow PROPFIND with Depth 0 or 1 only\n")
+    );
+    assert_eq!(http.call("PROPFIND", &gate.url("/"), auth, &[("depth", "infinity")]).await.status, 403);
     let forwarded: Vec<String> = backend.seen().iter().map(|s| s.path.clone()).collect();
     assert!(forwarded.iter().all(|p| !p.starts_with("/files") && !p.starts_with("/addressbooks")), "{forwarded:?}");
     assert_eq!(forwarded.len(), 6);

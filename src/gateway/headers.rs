@@ -47,9 +47,27 @@ const IDENTITY_HEADERS: &[&str] = &[
     "remote-name",
 ];
 
-/// Client-controlled forwarding headers, replaced by ours.
-const FORWARDING_HEADERS: &[&str] =
-    &["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"];
+/// Headers through which backends learn about proxies in front of them:
+/// a client must not set any of them. Radicale, for one, strips a client's
+/// `X-Script-Name` from the front of the path once `X-Forwarded-For` is
+/// present, which would move a request out of the scope we checked.
+const PROXY_HEADERS: &[&str] = &[
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+const PROXY_HEADER_PREFIXES: &[&str] = &["x-forwarded-", "x-script-", "x-original-", "x-remote-", "x-auth-request-"];
+
+fn is_proxy_header(name: &str) -> bool {
+    PROXY_HEADERS.contains(&name) || PROXY_HEADER_PREFIXES.iter().any(|p| name.starts_with(p))
+}
 
 /// Removes hop-by-hop headers, including any named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -95,13 +113,13 @@ pub fn prepare_request(headers: &mut HeaderMap, f: &Forwarding<'_>) -> Result<()
     // We answer `Expect: 100-continue` ourselves (hyper sends `100` when the
     // body is first read); the backend gets the body straight away.
     headers.remove(header::EXPECT);
-    let forged: Vec<HeaderName> =
-        headers.keys().filter(|n| is_identity_spelling(n.as_str(), f.identity_header)).cloned().collect();
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_identity_spelling(n.as_str(), f.identity_header) || is_proxy_header(n.as_str()))
+        .cloned()
+        .collect();
     for name in forged {
         headers.remove(name);
-    }
-    for name in FORWARDING_HEADERS {
-        headers.remove(*name);
     }
     // Raw UTF-8 bytes: RFC 9110 allows obs-text, and user names may be non-ASCII.
     headers.insert(f.identity_header.clone(), HeaderValue::from_bytes(f.user.as_bytes())?);
@@ -161,9 +179,21 @@ mod tests {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.9.9.9"));
+        h.insert("x-script-name", HeaderValue::from_static("/alice/work"));
+        h.insert("x-forwarded-prefix", HeaderValue::from_static("/x"));
+        h.insert("x-http-method-override", HeaderValue::from_static("DELETE"));
         h.insert("depth", HeaderValue::from_static("1"));
         prepare_request(&mut h, &forwarding(&identity)).unwrap();
-        for gone in ["connection", "x-secret-hop", "keep-alive", "te", "upgrade"] {
+        for gone in [
+            "connection",
+            "x-secret-hop",
+            "keep-alive",
+            "te",
+            "upgrade",
+            "x-script-name",
+            "x-forwarded-prefix",
+            "x-http-method-override",
+        ] {
             assert!(!h.contains_key(gone), "{gone}");
         }
         assert_eq!(h["x-forwarded-for"], "192.0.2.1");

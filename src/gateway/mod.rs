@@ -90,9 +90,8 @@ impl Gateway {
                 return Err(GatewayError::Unauthorized);
             }
         };
-        let destination = req.headers().get("destination");
-        self.rules
-            .check(&grant.scope, &grant.user, req.method(), req.uri().path(), destination, client_ip)
+        scope::Target::of(&req, client_ip)
+            .and_then(|target| self.rules.check(&grant.scope, &grant.user, &target))
             .inspect_err(|why| {
                 tracing::info!(target: "davgate::auth", user = %grant.user, password_id = %grant.password_id,
                     method = %req.method(), reason = %why, "out of scope");

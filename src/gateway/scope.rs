@@ -70,6 +70,53 @@ pub enum Refusal {
     OutOfScope(&'static str),
 }
 
+/// The parts of a request the scope decision reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub method: &'a Method,
+    /// The request target's path, as sent (still percent-encoded).
+    pub path: &'a str,
+    pub destination: Option<&'a HeaderValue>,
+    pub depth: Option<&'a HeaderValue>,
+    pub client_ip: IpAddr,
+}
+
+impl<'a> Target<'a> {
+    /// Reads a request; a repeated `Destination` or `Depth` is refused, since
+    /// backends join repeated headers and would read something else than us.
+    pub fn of<B>(req: &'a http::Request<B>, client_ip: IpAddr) -> Result<Self, Refusal> {
+        let single = |name: &str| {
+            let mut values = req.headers().get_all(name).iter();
+            let first = values.next();
+            match values.next() {
+                Some(_) => Err(Refusal::BadPath("repeated Destination or Depth header")),
+                None => Ok(first),
+            }
+        };
+        Ok(Self {
+            method: req.method(),
+            path: req.uri().path(),
+            destination: single("destination")?,
+            depth: single("depth")?,
+            client_ip,
+        })
+    }
+}
+
+/// Discovery paths are for finding collections, not for listing a tree:
+/// PROPFIND there needs `Depth: 0` or `1` (none means infinity, RFC 4918
+/// §9.1), REPORT `Depth: 0` (its default, RFC 3253 §3.6).
+fn discovery_depth(method: &Method, depth: Option<&HeaderValue>) -> Result<(), Refusal> {
+    let depth = depth.map(|d| d.as_bytes());
+    match (method.as_str(), depth) {
+        ("PROPFIND", Some(b"0" | b"1")) => Ok(()),
+        ("PROPFIND", _) => Err(Refusal::OutOfScope("discovery paths allow PROPFIND with Depth 0 or 1 only")),
+        ("REPORT", None | Some(b"0")) => Ok(()),
+        ("REPORT", _) => Err(Refusal::OutOfScope("discovery paths allow REPORT with Depth 0 only")),
+        _ => Ok(()),
+    }
+}
+
 /// Methods a read-only password may use.
 pub fn is_read_method(method: &Method) -> bool {
     matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "PROPFIND" | "REPORT")
@@ -95,41 +142,34 @@ impl ScopeRules {
         self.services.keys().map(String::as_str)
     }
 
-    /// Decides one request. `raw_path` is the request target's path as sent.
-    pub fn check(
-        &self,
-        scope: &Scope,
-        user: &str,
-        method: &Method,
-        raw_path: &str,
-        destination: Option<&HeaderValue>,
-        client_ip: IpAddr,
-    ) -> Result<(), Refusal> {
-        let path = decode_path(raw_path)?;
-        let destination = match (method.as_str(), destination) {
+    /// Decides one request.
+    pub fn check(&self, scope: &Scope, user: &str, target: &Target<'_>) -> Result<(), Refusal> {
+        let method = target.method;
+        let path = decode_path(target.path)?;
+        let destination = match (method.as_str(), target.destination) {
             ("COPY" | "MOVE", Some(d)) => Some(decode_destination(d)?),
             ("COPY" | "MOVE", None) => return Err(Refusal::BadPath("COPY and MOVE need a Destination header")),
             _ => None,
         };
-        if !scope.networks.is_empty() && !scope.networks.iter().any(|n| n.contains(&client_ip)) {
+        if !scope.networks.is_empty() && !scope.networks.iter().any(|n| n.contains(&target.client_ip)) {
             return Err(Refusal::OutOfScope("this app password is not allowed from your network"));
         }
         let read = is_read_method(method);
         if scope.read_only && !read {
             return Err(Refusal::OutOfScope("this app password is read-only"));
         }
+        if self.covers(scope, user, &path) {
+            return match destination {
+                Some(dest) if !self.covers(scope, user, &dest) => {
+                    Err(Refusal::OutOfScope("the Destination is outside the app password's scope"))
+                }
+                _ => Ok(()),
+            };
+        }
         if read && self.discovery.iter().any(|p| matches(p, user, &path)) {
-            return Ok(());
+            return discovery_depth(method, target.depth);
         }
-        if !self.covers(scope, user, &path) {
-            return Err(Refusal::OutOfScope("this path is outside the app password's scope"));
-        }
-        if let Some(dest) = destination
-            && !self.covers(scope, user, &dest)
-        {
-            return Err(Refusal::OutOfScope("the Destination is outside the app password's scope"));
-        }
-        Ok(())
+        Err(Refusal::OutOfScope("this path is outside the app password's scope"))
     }
 
     fn covers(&self, scope: &Scope, user: &str, path: &str) -> bool {
@@ -210,7 +250,17 @@ pub fn decode_destination(value: &HeaderValue) -> Result<String, Refusal> {
     if uri.scheme().is_none() && !text.starts_with('/') {
         return Err(Refusal::BadPath("the Destination header is not a URI"));
     }
-    decode_path(uri.path())
+    // Backends (Radicale, WsgiDAV) percent-decode the whole header before
+    // splitting it, so anything that decodes into a separator could make
+    // them see another path than the one we check.
+    if uri.authority().is_some_and(|a| a.as_str().contains(['@', '%'])) {
+        return Err(Refusal::BadPath("the Destination host is malformed"));
+    }
+    let path = decode_path(uri.path())?;
+    if path.contains(['?', '#']) {
+        return Err(Refusal::BadPath("the Destination path has an encoded ? or #"));
+    }
+    Ok(path)
 }
 
 /// Service names are what `--scope` takes: lowercase letters, digits, `-`.
@@ -252,8 +302,14 @@ mod tests {
         Scope { services: vec!["caldav".into()], ..Scope::default() }
     }
 
+    fn target<'a>(method: &'a Method, path: &'a str) -> Target<'a> {
+        Target { method, path, destination: None, depth: None, client_ip: "127.0.0.1".parse().unwrap() }
+    }
+
     fn check(scope: &Scope, method: &str, path: &str) -> Result<(), Refusal> {
-        rules().check(scope, "alice", &method.parse().unwrap(), path, None, "127.0.0.1".parse().unwrap())
+        let method: Method = method.parse().unwrap();
+        let depth = HeaderValue::from_static("1");
+        rules().check(scope, "alice", &Target { depth: Some(&depth), ..target(&method, path) })
     }
 
     #[test]
@@ -325,34 +381,66 @@ mod tests {
         assert_eq!(check(&caldav(), "GET", "/calendars/alice/caf%C3%A9/"), Ok(()));
     }
 
+    fn move_to(method: &str, destination: Option<&str>) -> Result<(), Refusal> {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let dest = destination.map(|d| HeaderValue::from_str(d).unwrap());
+        let t = Target { destination: dest.as_ref(), ..target(&method, "/calendars/alice/work/e.ics") };
+        rules().check(&caldav(), "alice", &t)
+    }
+
     #[test]
     fn destination_must_be_in_scope_too() {
-        let r = rules();
-        let ip = "127.0.0.1".parse().unwrap();
-        let mv = Method::from_bytes(b"MOVE").unwrap();
-        let dest = |d: &str| HeaderValue::from_str(d).unwrap();
-        let ok = dest("http://dav.example/calendars/alice/home/e.ics");
-        assert_eq!(r.check(&caldav(), "alice", &mv, "/calendars/alice/work/e.ics", Some(&ok), ip), Ok(()));
-        let out = dest("http://dav.example/files/alice/e.ics");
-        assert!(matches!(
-            r.check(&caldav(), "alice", &mv, "/calendars/alice/work/e.ics", Some(&out), ip),
-            Err(Refusal::OutOfScope(_))
-        ));
-        let sneaky = dest("/calendars/alice/../../files/alice/e.ics");
-        assert!(matches!(
-            r.check(&caldav(), "alice", &mv, "/calendars/alice/work/e.ics", Some(&sneaky), ip),
-            Err(Refusal::BadPath(_))
-        ));
-        assert!(matches!(
-            r.check(&caldav(), "alice", &mv, "/calendars/alice/work/e.ics", None, ip),
-            Err(Refusal::BadPath(_))
-        ));
+        assert_eq!(move_to("MOVE", Some("http://dav.example/calendars/alice/home/e.ics")), Ok(()));
+        assert_eq!(move_to("COPY", Some("/calendars/alice/home/e.ics")), Ok(()));
+        assert!(matches!(move_to("MOVE", Some("http://dav.example/files/alice/e.ics")), Err(Refusal::OutOfScope(_))));
+        assert!(matches!(move_to("MOVE", Some("/calendars/alice/../../files/alice/e.ics")), Err(Refusal::BadPath(_))));
+        assert!(matches!(move_to("MOVE", None), Err(Refusal::BadPath(_))));
         // Discovery paths are never a writable Destination.
-        let disc = dest("/principals/alice/x");
-        assert!(
-            r.check(&caldav(), "alice", &Method::from_bytes(b"COPY").unwrap(), "/calendars/alice/a", Some(&disc), ip)
-                .is_err()
-        );
+        assert!(move_to("COPY", Some("/principals/alice/x")).is_err());
+    }
+
+    #[test]
+    fn destinations_that_decode_into_another_url_are_refused() {
+        // Decoded whole, this is http://h:1/files/alice/x#@h:1/calendars/alice/work/x.ics
+        let trick = "http://h:1%2Ffiles%2Falice%2Fx%23@h:1/calendars/alice/work/x.ics";
+        assert!(matches!(move_to("MOVE", Some(trick)), Err(Refusal::BadPath(_))));
+        assert!(matches!(move_to("MOVE", Some("http://u@h/calendars/alice/work/x")), Err(Refusal::BadPath(_))));
+        assert!(matches!(
+            move_to("MOVE", Some("/calendars/alice/work/x%3F/../../../files/")),
+            Err(Refusal::BadPath(_))
+        ));
+        assert!(matches!(move_to("MOVE", Some("/calendars/alice/work/x%23y")), Err(Refusal::BadPath(_))));
+    }
+
+    #[test]
+    fn discovery_paths_cannot_list_a_whole_tree() {
+        let coll = Scope { collections: vec!["/calendars/alice/work/".into()], ..Scope::default() };
+        let r = rules();
+        let propfind = Method::from_bytes(b"PROPFIND").unwrap();
+        let report = Method::from_bytes(b"REPORT").unwrap();
+        let (zero, one, inf) =
+            (HeaderValue::from_static("0"), HeaderValue::from_static("1"), HeaderValue::from_static("infinity"));
+        let with = |m, d| Target { depth: d, ..target(m, "/") };
+        assert_eq!(r.check(&coll, "alice", &with(&propfind, Some(&zero))), Ok(()));
+        assert_eq!(r.check(&coll, "alice", &with(&propfind, Some(&one))), Ok(()));
+        assert!(r.check(&coll, "alice", &with(&propfind, None)).is_err(), "no Depth means infinity");
+        assert!(r.check(&coll, "alice", &with(&propfind, Some(&inf))).is_err());
+        assert_eq!(r.check(&coll, "alice", &with(&report, None)), Ok(()));
+        assert!(r.check(&coll, "alice", &with(&report, Some(&one))).is_err());
+        // Inside the scope itself there is no such limit.
+        assert_eq!(r.check(&Scope::default(), "alice", &with(&propfind, None)), Ok(()));
+    }
+
+    #[test]
+    fn repeated_destination_or_depth_is_refused() {
+        let req = http::Request::builder()
+            .method("MOVE")
+            .uri("/calendars/alice/a")
+            .header("destination", "/calendars/alice/b")
+            .header("destination", "/files/alice/c")
+            .body(())
+            .unwrap();
+        assert!(matches!(Target::of(&req, "127.0.0.1".parse().unwrap()), Err(Refusal::BadPath(_))));
     }
 
     #[test]
@@ -360,8 +448,9 @@ mod tests {
         let r = rules();
         let scope = Scope { networks: vec!["192.0.2.0/24".parse().unwrap()], ..Scope::default() };
         let get = Method::GET;
-        assert_eq!(r.check(&scope, "alice", &get, "/x", None, "192.0.2.7".parse().unwrap()), Ok(()));
-        assert!(r.check(&scope, "alice", &get, "/x", None, "198.51.100.1".parse().unwrap()).is_err());
+        let from = |ip: &str| Target { client_ip: ip.parse().unwrap(), ..target(&get, "/x") };
+        assert_eq!(r.check(&scope, "alice", &from("192.0.2.7")), Ok(()));
+        assert!(r.check(&scope, "alice", &from("198.51.100.1")).is_err());
     }
 
     #[test]
