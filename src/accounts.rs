@@ -233,10 +233,12 @@ impl Accounts {
 
     pub async fn remove_user(&self, name: &str) -> AccountResult<()> {
         let _w = self.writes.lock().await;
+        let ids: Vec<String> = self.store.list_passwords(name).await?.into_iter().map(|p| p.id).collect();
         if !self.store.remove_user(name).await? {
             return Err(AccountError::UnknownUser(name.to_string()));
         }
         self.cache.invalidate_user(name).await;
+        self.activity.forget(&ids);
         Ok(())
     }
 

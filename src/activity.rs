@@ -50,6 +50,17 @@ impl ActivityRecorder {
         self.latest.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
 
+    /// Drops what is known of removed passwords, so a re-drawn id never
+    /// shows someone else's last activity.
+    pub fn forget(&self, ids: &[AppPasswordId]) {
+        for map in [&self.pending, &self.latest] {
+            let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                map.remove(id);
+            }
+        }
+    }
+
     /// Writes everything pending in one store batch. On failure the records
     /// go back so the next flush retries them.
     pub async fn flush(&self, store: &dyn Store) -> StoreResult<usize> {
@@ -139,5 +150,13 @@ mod tests {
         let old = Activity { at: 1, ip, user_agent: None };
         assert_eq!(r.merge("abcde", Some(old.clone())).unwrap().user_agent.as_deref(), Some("DAVx5/4.4"));
         assert_eq!(r.merge("zzzzz", Some(old.clone())), Some(old));
+    }
+
+    #[test]
+    fn forgotten_passwords_keep_no_activity() {
+        let r = ActivityRecorder::new();
+        r.record("abcde", "127.0.0.1".parse().unwrap(), None);
+        r.forget(&["abcde".to_string()]);
+        assert_eq!(r.latest("abcde"), None);
     }
 }

@@ -20,6 +20,8 @@ async fn acknowledged_changes_survive_kill_9() {
     setup.ok(&["user", "add", "alice"]);
     let created: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let revoked: Arc<Mutex<Vec<String>>> = Arc::default();
+    // A revocation cut off by the kill may or may not have landed.
+    let attempted: Arc<Mutex<Vec<String>>> = Arc::default();
     for round in 0..ROUNDS {
         let server = setup.serve();
         // Create and revoke through the admin socket until the kill lands;
@@ -27,6 +29,7 @@ async fn acknowledged_changes_survive_kill_9() {
         let stop = Arc::new(AtomicBool::new(false));
         let worker = {
             let (setup, created, revoked, stop) = (setup.clone(), created.clone(), revoked.clone(), stop.clone());
+            let attempted = attempted.clone();
             std::thread::spawn(move || {
                 for i in 0.. {
                     // After the kill the CLI would fall back to the store itself.
@@ -41,6 +44,7 @@ async fn acknowledged_changes_survive_kill_9() {
                     let id = v["id"].as_str().unwrap().to_string();
                     created.lock().unwrap().push((id.clone(), v["password"].as_str().unwrap().to_string()));
                     if i % 2 == 0 {
+                        attempted.lock().unwrap().push(id.clone());
                         if !setup.run(&["password", "revoke", "alice", &id]).status.success() {
                             break;
                         }
@@ -56,6 +60,8 @@ async fn acknowledged_changes_survive_kill_9() {
     }
     let created = created.lock().unwrap().clone();
     let revoked = revoked.lock().unwrap().clone();
+    let attempted = attempted.lock().unwrap().clone();
+    let unsure = |id: &String| attempted.contains(id) && !revoked.contains(id);
     assert!(created.len() >= 6, "the test made too few changes to mean anything: {}", created.len());
 
     // Offline: the store opens cleanly and holds everything acknowledged.
@@ -79,7 +85,9 @@ async fn acknowledged_changes_survive_kill_9() {
     for (id, pw) in &created {
         let status = http.get(&server.url("/alice/"), "alice", pw).await.status;
         let want = if revoked.contains(id) { 401 } else { 200 };
-        assert_eq!(status, want, "password {id}");
+        if !unsure(id) {
+            assert_eq!(status, want, "password {id}");
+        }
     }
     println!(
         "{} creations and {} revocations acknowledged over {ROUNDS} kills: all present",

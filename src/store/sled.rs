@@ -193,18 +193,25 @@ impl Store for SledStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut write = sled::Batch::default();
-        for (id, activity) in batch {
-            let newer = match self.activity.get(id.as_bytes()).map_err(io)? {
-                Some(old) => decode::<Activity>(&old).map(|old| old.at <= activity.at).unwrap_or(true),
-                None => true,
-            };
-            // A password removed since the request keeps no orphan activity.
-            if newer && self.passwords.contains_key(id.as_bytes()).map_err(io)? {
-                write.insert(id.as_bytes(), encode(activity));
-            }
-        }
-        self.activity.apply_batch(write).map_err(io)?;
+        // One transaction with `passwords`, so a password removed meanwhile
+        // never gets orphan activity.
+        (&self.passwords, &self.activity)
+            .transaction(|(passwords, activity)| {
+                for (id, new) in batch {
+                    if passwords.get(id.as_bytes())?.is_none() {
+                        continue;
+                    }
+                    let newer = match activity.get(id.as_bytes())? {
+                        Some(old) => decode::<Activity>(&old).map(|old| old.at <= new.at).unwrap_or(true),
+                        None => true,
+                    };
+                    if newer {
+                        activity.insert(id.as_bytes(), encode(new))?;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(from_tx)?;
         self.durable().await
     }
 
