@@ -90,6 +90,12 @@ pub struct UpstreamConfig {
     /// Time the backend has to answer with response headers.
     #[serde(default = "secs::<60>", with = "duration")]
     pub timeout: Duration,
+    /// Send the client's `Host` to the backend (like nginx's
+    /// `proxy_set_header Host $host`), so `Destination` headers match what the
+    /// backend sees; off sends the upstream's own host (the client's stays in
+    /// `X-Forwarded-Host`), for backends with name-based virtual hosts.
+    #[serde(default = "yes")]
+    pub preserve_host: bool,
     /// Extra PEM CA bundle trusted for an `https` upstream.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -202,6 +208,9 @@ impl Default for DiscoveryConfig {
 
 fn secs<const N: u64>() -> Duration {
     Duration::from_secs(N)
+}
+fn yes() -> bool {
+    true
 }
 fn default_realm() -> String {
     "davgate".into()

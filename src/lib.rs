@@ -84,6 +84,7 @@ impl App {
             activity: activity.clone(),
             upstream: Upstream::new(&config.upstream)?,
             identity_header: http::HeaderName::from_bytes(config.upstream.identity_header.as_bytes())?,
+            preserve_host: config.upstream.preserve_host,
             trusted_proxies: config.server.trusted_proxies.clone(),
             challenge: error::basic_challenge(&config.server.realm),
         });

@@ -94,6 +94,18 @@ async fn forwarding_headers_are_set_and_hop_by_hop_headers_removed_both_ways() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_upstream_host_can_replace_the_clients() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start_with(&backend.url(), Extra { upstream: "preserve_host = false", ..Extra::default() }).await;
+    let pw = gate.password("alice", all()).await;
+    let r = Http::h1().call("GET", &gate.url("/a"), Some(("alice", &pw)), &[("host", "other-vhost.example")]).await;
+    assert_eq!(r.status, 200);
+    let seen = &backend.seen()[0];
+    assert_eq!(seen.headers["host"], backend.addr.to_string());
+    assert_eq!(seen.headers["x-forwarded-host"], "other-vhost.example");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn trusted_proxy_supplies_client_address_and_proto() {
     let backend = Recorder::start().await;
     let extra = Extra { server: "trusted_proxies = [\"127.0.0.1/32\"]", ..Extra::default() };

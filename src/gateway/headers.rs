@@ -104,6 +104,8 @@ pub struct Forwarding<'a> {
     /// `https` or `http`, as the client reached us (or our trusted proxy).
     pub proto: &'static str,
     pub host: Option<HeaderValue>,
+    /// Send the client's `Host` upstream (else the upstream's own).
+    pub preserve_host: bool,
 }
 
 /// Rewrites request headers for the backend.
@@ -125,9 +127,12 @@ pub fn prepare_request(headers: &mut HeaderMap, f: &Forwarding<'_>) -> Result<()
     headers.insert(f.identity_header.clone(), HeaderValue::from_bytes(f.user.as_bytes())?);
     headers.insert("x-forwarded-for", HeaderValue::from_str(&f.client_ip.to_string())?);
     headers.insert("x-forwarded-proto", HeaderValue::from_static(f.proto));
+    headers.remove(header::HOST);
     if let Some(host) = &f.host {
         headers.insert("x-forwarded-host", host.clone());
-        headers.insert(header::HOST, host.clone());
+        if f.preserve_host {
+            headers.insert(header::HOST, host.clone());
+        }
     }
     Ok(())
 }
@@ -143,6 +148,7 @@ mod tests {
             client_ip: "192.0.2.1".parse().unwrap(),
             proto: "https",
             host: Some(HeaderValue::from_static("dav.example")),
+            preserve_host: true,
         }
     }
 

@@ -27,6 +27,7 @@ pub struct Gateway {
     pub activity: Arc<ActivityRecorder>,
     pub upstream: Upstream,
     pub identity_header: HeaderName,
+    pub preserve_host: bool,
     pub trusted_proxies: Vec<IpNet>,
     pub challenge: HeaderValue,
 }
@@ -110,6 +111,7 @@ impl Gateway {
             client_ip,
             proto: self.proto(&req, peer),
             host,
+            preserve_host: self.preserve_host,
         };
         headers::prepare_request(req.headers_mut(), &forwarding)
             .map_err(|_| GatewayError::BadRequest("the user name cannot be sent as a header"))?;
