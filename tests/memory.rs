@@ -31,10 +31,7 @@ fn upload(total: u64) -> BoxBody<Bytes, std::io::Error> {
 async fn one_gib_put_and_get_stream_with_bounded_memory() {
     let backend = Recorder::start().await;
     let setup = Setup::new(&backend.url());
-    setup.ok(&["user", "add", "alice"]);
-    let created: serde_json::Value =
-        serde_json::from_str(&setup.ok(&["password", "create", "alice", "--name", "mem", "--json"])).unwrap();
-    let pw = created["password"].as_str().unwrap().to_string();
+    let (_, pw) = setup.user_with_password("alice");
     let server = setup.serve();
     let auth = common::client::basic("alice", &pw);
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();

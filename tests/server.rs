@@ -63,10 +63,7 @@ async fn upstream_connections_are_pooled() {
 async fn sigterm_lets_in_flight_requests_finish_and_refuses_new_connections() {
     let backend = Recorder::start().await;
     let setup = Setup::new(&backend.url());
-    setup.ok(&["user", "add", "alice"]);
-    let created: serde_json::Value =
-        serde_json::from_str(&setup.ok(&["password", "create", "alice", "--name", "x", "--json"])).unwrap();
-    let pw = created["password"].as_str().unwrap().to_string();
+    let (_, pw) = setup.user_with_password("alice");
     let server = setup.serve();
     let url = server.url("/slow/in-flight");
     let in_flight = tokio::spawn(async move { Http::h1().get(&url, "alice", &pw).await });
@@ -87,15 +84,12 @@ async fn sigterm_lets_in_flight_requests_finish_and_refuses_new_connections() {
 async fn backend_failures_are_logged_with_a_plain_reason() {
     let port = common::backends::free_port();
     let setup = Setup::new(&format!("http://127.0.0.1:{port}"));
-    setup.ok(&["user", "add", "alice"]);
-    let created: serde_json::Value =
-        serde_json::from_str(&setup.ok(&["password", "create", "alice", "--name", "x", "--json"])).unwrap();
-    let pw = created["password"].as_str().unwrap();
+    let (_, pw) = setup.user_with_password("alice");
     let server = setup.serve();
-    let reply = Http::h1().get(&server.url("/alice/"), "alice", pw).await;
+    let reply = Http::h1().get(&server.url("/alice/"), "alice", &pw).await;
     assert_eq!(reply.status, 502);
     assert_eq!(reply.text(), "the backend is unreachable\n");
     let log = server.terminate();
     assert!(log.contains("backend unreachable"), "{log}");
-    assert!(!log.contains(pw), "no password in the log");
+    assert!(!log.contains(&pw), "no password in the log");
 }

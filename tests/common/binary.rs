@@ -59,6 +59,14 @@ impl Setup {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// `user add` (if new) and `password create --json`: returns (id, password).
+    pub fn user_with_password(&self, user: &str) -> (String, String) {
+        let _ = self.run(&["user", "add", user]);
+        let out = self.ok(&["password", "create", user, "--name", "test client", "--json"]);
+        let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+        (created["id"].as_str().unwrap().to_string(), created["password"].as_str().unwrap().to_string())
+    }
+
     /// Starts `davgate serve`, logging at debug level to a file (a pipe
     /// nobody reads could fill up and stall the server).
     pub fn serve(&self) -> Server {
