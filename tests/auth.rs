@@ -156,3 +156,23 @@ async fn utf8_user_names_work_and_reach_the_backend_as_utf8() {
     let seen = backend.seen();
     assert_eq!(seen[0].headers["x-remote-user"].as_bytes(), "jürgen".as_bytes());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_are_stored_only_as_argon2id_with_the_configured_cost() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start(&backend.url()).await;
+    let pw = gate.password("alice", all()).await;
+    let record = gate.app.store.get_password(&pw[..5]).await.unwrap().unwrap();
+    let phc = record.hash.expose();
+    assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "OWASP default cost");
+    assert!(!phc.contains(&pw));
+    assert_eq!(format!("{record:?}").matches("***").count(), 1, "Debug of a record hides the hash");
+    assert!(!format!("{record:?}").contains(phc.as_str()));
+
+    let cheap = common::gate::Extra { sections: "[hash]\nmemory_kib = 8192\niterations = 3\n", ..Default::default() };
+    let gate = Gate::start_with(&backend.url(), cheap).await;
+    let pw = gate.password("alice", all()).await;
+    let record = gate.app.store.get_password(&pw[..5]).await.unwrap().unwrap();
+    assert!(record.hash.expose().starts_with("$argon2id$v=19$m=8192,t=3,p=1$"));
+    assert_eq!(Http::h1().get(&gate.url("/"), "alice", &pw).await.status, 200);
+}
