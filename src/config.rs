@@ -45,6 +45,44 @@ pub struct Config {
     pub services: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub discovery: DiscoveryConfig,
+    #[serde(default)]
+    pub throttle: ThrottleConfig,
+}
+
+/// Brute-force throttling of cold sign-ins (defaults follow Nextcloud's).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Failures are counted in a window starting at the first one.
+    #[serde(default = "secs::<1800>", with = "duration")]
+    pub window: Duration,
+    /// From this many failures on, attempts get `429` until the window ends.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// Delay after the first failure; doubles with each further one.
+    #[serde(default = "default_base_delay", with = "duration")]
+    pub base_delay: Duration,
+    #[serde(default = "secs::<25>", with = "duration")]
+    pub max_delay: Duration,
+    /// Networks and user names remembered at most (bounded memory).
+    #[serde(default = "default_max_tracked")]
+    pub max_tracked: u64,
+    /// IPv6 clients are counted per prefix of this length.
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            window: secs::<1800>(),
+            max_failures: default_max_failures(),
+            base_delay: default_base_delay(),
+            max_delay: secs::<25>(),
+            max_tracked: default_max_tracked(),
+            ipv6_prefix: default_ipv6_prefix(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +165,9 @@ pub struct HashConfig {
     /// Verifications running at once; 0 = one per CPU core.
     #[serde(default)]
     pub max_concurrent: usize,
+    /// Cold verifications waiting beyond those; more get `503` at once.
+    #[serde(default = "default_max_queue")]
+    pub max_queue: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +223,7 @@ impl Default for HashConfig {
             iterations: default_iterations(),
             parallelism: default_parallelism(),
             max_concurrent: 0,
+            max_queue: default_max_queue(),
         }
     }
 }
@@ -206,6 +248,21 @@ impl Default for DiscoveryConfig {
     }
 }
 
+fn default_max_queue() -> usize {
+    64
+}
+fn default_max_failures() -> u32 {
+    10
+}
+fn default_base_delay() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_max_tracked() -> u64 {
+    100_000
+}
+fn default_ipv6_prefix() -> u8 {
+    56
+}
 fn secs<const N: u64>() -> Duration {
     Duration::from_secs(N)
 }
@@ -350,6 +407,18 @@ impl Config {
         }
         if self.cache.ttl.is_zero() {
             p.push("cache.ttl: must be longer than 0s".into());
+        }
+        if self.throttle.max_failures == 0 {
+            p.push("throttle.max_failures: must be at least 1".into());
+        }
+        if self.throttle.window.is_zero() {
+            p.push("throttle.window: must be longer than 0s".into());
+        }
+        if self.throttle.max_tracked == 0 {
+            p.push("throttle.max_tracked: must be at least 1".into());
+        }
+        if self.throttle.ipv6_prefix > 128 {
+            p.push(format!("throttle.ipv6_prefix: {} is longer than 128", self.throttle.ipv6_prefix));
         }
         if self.activity.flush_interval.is_zero() {
             p.push("activity.flush_interval: must be longer than 0s".into());

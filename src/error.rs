@@ -27,6 +27,10 @@ pub enum GatewayError {
     Forbidden(&'static str),
     #[error("credentials could not be checked right now; try again")]
     StoreUnavailable,
+    #[error("too many failed sign-ins; try again later")]
+    TooManyAttempts { retry_after_secs: u64 },
+    #[error("too many new sign-ins at once; try again")]
+    Busy,
     #[error("{0}")]
     BadGateway(&'static str),
     #[error("the backend did not answer in time")]
@@ -39,7 +43,8 @@ impl GatewayError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -58,6 +63,12 @@ impl GatewayError {
             }
             Self::StoreUnavailable => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::Busy => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::TooManyAttempts { retry_after_secs } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}
         }
@@ -93,6 +104,8 @@ mod tests {
             (GatewayError::BadRequest("x"), 400),
             (GatewayError::Forbidden("x"), 403),
             (GatewayError::StoreUnavailable, 503),
+            (GatewayError::Busy, 503),
+            (GatewayError::TooManyAttempts { retry_after_secs: 60 }, 429),
             (GatewayError::BadGateway("x"), 502),
             (GatewayError::GatewayTimeout, 504),
         ];

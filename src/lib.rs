@@ -75,9 +75,11 @@ impl App {
             activity.clone(),
             rules.clone(),
             config.policy.clone(),
-            hash_params,
+            hash_params.clone(),
         ));
-        let verifier = Arc::new(Verifier::new(store.clone(), cache.clone(), HashPool::new(config.hash.max_concurrent)));
+        let pool = HashPool::new(config.hash.max_concurrent, config.hash.max_queue);
+        let throttle = gateway::throttle::Throttle::new(config.throttle.clone());
+        let verifier = Arc::new(Verifier::new(store.clone(), cache.clone(), pool, throttle, &hash_params));
         let gateway = Arc::new(Gateway {
             verifier,
             rules,

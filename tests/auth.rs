@@ -64,9 +64,13 @@ async fn one_argon2_verification_per_cold_request_with_25_passwords_and_none_whe
     let before = gate.verifications();
     assert_eq!(http.get(&url, "alice", &wrong).await.status, 401);
     assert_eq!(gate.verifications() - before, 1, "a wrong secret costs exactly one verification");
+    // Timing is equalised: an unknown id costs the same one verification.
     let before = gate.verifications();
     assert_eq!(http.get(&url, "alice", "zzzzz-22222-22222-22222-22222").await.status, 401);
-    assert_eq!(gate.verifications(), before, "an unknown id costs no verification");
+    assert_eq!(gate.verifications() - before, 1, "an unknown id is checked against the decoy");
+    let before = gate.verifications();
+    assert_eq!(http.get(&url, "alice", "not a davgate password").await.status, 401);
+    assert_eq!(gate.verifications(), before, "what cannot be a password costs nothing");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,6 +7,7 @@
 pub mod credentials;
 pub mod headers;
 pub mod scope;
+pub mod throttle;
 pub mod upstream;
 pub mod verify;
 
@@ -83,9 +84,14 @@ impl Gateway {
     ) -> Result<Response<Body>, GatewayError> {
         let client_ip = self.client_ip(&req, peer.addr.ip());
         let creds = credentials::basic(req.headers()).ok_or(GatewayError::Unauthorized)?;
-        let grant = match self.verifier.verify(&creds.user, creds.password.expose()).await {
+        let grant = match self.verifier.verify(&creds.user, creds.password.expose(), client_ip).await {
             Ok(g) => g,
             Err(VerifyError::StoreUnavailable) => return Err(GatewayError::StoreUnavailable),
+            Err(VerifyError::Busy) => return Err(GatewayError::Busy),
+            Err(VerifyError::Throttled(retry_after)) => {
+                tracing::info!(target: "davgate::auth", user = %creds.user, ip = %client_ip, "throttled");
+                return Err(GatewayError::TooManyAttempts { retry_after_secs: retry_after.as_secs().max(1) });
+            }
             Err(why) => {
                 tracing::info!(target: "davgate::auth", user = %creds.user, ip = %client_ip, reason = %why, "auth failure");
                 return Err(GatewayError::Unauthorized);

@@ -13,13 +13,15 @@
 //! check keeps a verification that raced with them from re-inserting.
 
 use super::scope::Scope;
+use super::throttle::{Throttle, Verdict};
 use crate::password::{self, AppPasswordId};
 use crate::secret::Secret;
 use crate::store::Store;
-use crate::store::model::{UserState, unix_now};
+use crate::store::model::{AppPassword, UserState, unix_now};
 use moka::Expiry;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
@@ -54,6 +56,17 @@ pub enum VerifyError {
     WrongSecret,
     #[error("store unavailable")]
     StoreUnavailable,
+    #[error("too many failed attempts")]
+    Throttled(Duration),
+    #[error("hashing queue full")]
+    Busy,
+}
+
+impl VerifyError {
+    /// Whether this is a failed attempt the throttle counts.
+    fn is_failed_attempt(&self) -> bool {
+        !matches!(self, Self::StoreUnavailable | Self::Throttled(_) | Self::Busy)
+    }
 }
 
 type CacheKey = [u8; 32];
@@ -145,27 +158,52 @@ impl VerifyCache {
     }
 }
 
-/// argon2 verifications on the blocking pool, at most `permits` at once, so
-/// a flood of cold requests cannot take every core or unbounded memory.
+/// argon2 verifications on the blocking pool, at most `permits` at once and
+/// at most `max_queue` waiting, so a flood of cold requests can take neither
+/// every core nor unbounded memory (each run allocates ~19 MiB): beyond
+/// that a cold request is turned away at once instead of piling up.
 pub struct HashPool {
     permits: Semaphore,
+    /// Verifications running or waiting.
+    admitted: AtomicUsize,
+    capacity: usize,
     verifications: AtomicU64,
 }
 
+/// Releases a place in the pool however the verification ends.
+struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl HashPool {
-    pub fn new(max_concurrent: usize) -> Self {
+    pub fn new(max_concurrent: usize, max_queue: usize) -> Self {
         let n = if max_concurrent == 0 {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
         } else {
             max_concurrent
         };
-        Self { permits: Semaphore::new(n), verifications: AtomicU64::new(0) }
+        Self {
+            permits: Semaphore::new(n),
+            admitted: AtomicUsize::new(0),
+            capacity: n + max_queue,
+            verifications: AtomicU64::new(0),
+        }
     }
 
-    pub async fn verify(&self, canonical: Secret<String>, phc: Secret<String>) -> bool {
+    /// Verifies, or `Busy` when the pool and its queue are full.
+    pub async fn verify(&self, canonical: Secret<String>, phc: Secret<String>) -> Result<bool, VerifyError> {
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            return Err(VerifyError::Busy);
+        }
+        let _admission = Admission(&self.admitted);
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || password::verify(&canonical, &phc)).await.unwrap_or(false)
+        Ok(tokio::task::spawn_blocking(move || password::verify(&canonical, &phc)).await.unwrap_or(false))
     }
 
     /// argon2 verifications run since start (a metric, and what tests count).
@@ -178,50 +216,92 @@ pub struct Verifier {
     store: Arc<dyn Store>,
     cache: Arc<VerifyCache>,
     pool: HashPool,
+    throttle: Throttle,
+    /// Verified against when there is no real hash to check (unknown id,
+    /// wrong user, revoked, ...), so every refusal of a well-formed
+    /// password costs the same time as a wrong secret.
+    decoy: Secret<String>,
 }
 
 impl Verifier {
-    pub fn new(store: Arc<dyn Store>, cache: Arc<VerifyCache>, pool: HashPool) -> Self {
-        Self { store, cache, pool }
+    pub fn new(
+        store: Arc<dyn Store>,
+        cache: Arc<VerifyCache>,
+        pool: HashPool,
+        throttle: Throttle,
+        params: &argon2::Params,
+    ) -> Self {
+        let decoy = password::hash(&password::generate(), params);
+        Self { store, cache, pool, throttle, decoy }
+    }
+
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
     }
 
     pub fn pool(&self) -> &HashPool {
         &self.pool
     }
 
-    /// Checks a Basic credential; at most one argon2 verification.
-    pub async fn verify(&self, user: &str, presented: &str) -> Result<Arc<Grant>, VerifyError> {
+    /// Checks a Basic credential from `ip`. A cache hit returns at once; a
+    /// cold attempt passes the throttle, then costs exactly one argon2
+    /// verification (of the real hash, or of the decoy on any other refusal
+    /// of a well-formed password).
+    pub async fn verify(&self, user: &str, presented: &str, ip: IpAddr) -> Result<Arc<Grant>, VerifyError> {
         let key = self.cache.key_for(user, presented);
         if let Some(grant) = self.cache.get(&key).await {
             return Ok(grant);
         }
-        let canonical = password::parse(presented).ok_or(VerifyError::Malformed)?;
+        match self.throttle.check(ip, user) {
+            Verdict::Refuse(retry_after) => return Err(VerifyError::Throttled(retry_after)),
+            Verdict::Proceed(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Verdict::Proceed(_) => {}
+        }
         let epoch = self.cache.epoch.load(Ordering::SeqCst);
-        let id = password::id_of(&canonical);
+        let result = self.verify_cold(user, presented).await;
+        match &result {
+            Ok(grant) => self.cache.insert_unless_invalidated(key, grant.clone(), epoch).await,
+            Err(e) if e.is_failed_attempt() => self.throttle.record_failure(ip, user),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn verify_cold(&self, user: &str, presented: &str) -> Result<Arc<Grant>, VerifyError> {
+        let canonical = password::parse(presented).ok_or(VerifyError::Malformed)?;
+        let record = match self.check_record(user, &canonical).await {
+            Ok(record) => record,
+            Err(VerifyError::StoreUnavailable) => return Err(VerifyError::StoreUnavailable),
+            Err(refusal) => {
+                self.pool.verify(canonical, self.decoy.clone()).await?;
+                return Err(refusal);
+            }
+        };
+        if !self.pool.verify(canonical, record.hash.clone()).await? {
+            return Err(VerifyError::WrongSecret);
+        }
+        Ok(Arc::new(Grant { password_id: record.id, user: record.user, scope: record.scope, expires: record.expires }))
+    }
+
+    /// Loads the one record the password's id names and checks everything
+    /// but the secret.
+    async fn check_record(&self, user: &str, canonical: &Secret<String>) -> Result<AppPassword, VerifyError> {
+        let id = password::id_of(canonical);
         let record = self.store.get_password(&id).await.map_err(|_| VerifyError::StoreUnavailable)?;
         let record = record.ok_or(VerifyError::UnknownId)?;
         if record.user != user {
             return Err(VerifyError::WrongUser);
         }
-        let now = unix_now();
         if record.revoked.is_some() {
             return Err(VerifyError::Revoked);
         }
-        if record.is_expired(now) {
+        if record.is_expired(unix_now()) {
             return Err(VerifyError::Expired);
         }
-        let account = self.store.get_user(user).await.map_err(|_| VerifyError::StoreUnavailable)?;
-        match account {
-            Some(u) if u.state == UserState::Active && u.app_access => {}
-            Some(u) if u.state == UserState::Active => return Err(VerifyError::AppAccessOff),
-            _ => return Err(VerifyError::UserDisabled),
+        match self.store.get_user(user).await.map_err(|_| VerifyError::StoreUnavailable)? {
+            Some(u) if u.state == UserState::Active && u.app_access => Ok(record),
+            Some(u) if u.state == UserState::Active => Err(VerifyError::AppAccessOff),
+            _ => Err(VerifyError::UserDisabled),
         }
-        if !self.pool.verify(canonical, record.hash.clone()).await {
-            return Err(VerifyError::WrongSecret);
-        }
-        let grant =
-            Arc::new(Grant { password_id: record.id, user: record.user, scope: record.scope, expires: record.expires });
-        self.cache.insert_unless_invalidated(key, grant.clone(), epoch).await;
-        Ok(grant)
     }
 }

@@ -28,8 +28,9 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let port = super::backends::free_port();
         let config = dir.path().join("davgate.toml");
+        let throttle = if sections.contains("[throttle]") { "" } else { super::gate::RELAXED_THROTTLE };
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"{upstream}\"\n[store]\npath = \"{}\"\n{sections}",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"{upstream}\"\n[store]\npath = \"{}\"\n{sections}\n{throttle}",
             dir.path().join("store").display()
         );
         std::fs::write(&config, text).unwrap();
