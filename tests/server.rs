@@ -93,3 +93,54 @@ async fn backend_failures_are_logged_with_a_plain_reason() {
     assert!(log.contains("backend unreachable"), "{log}");
     assert!(!log.contains(&pw), "no password in the log");
 }
+
+/// Open files this process may have (soft limit), from /proc.
+fn open_file_limit() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    line.split_whitespace().nth(3).and_then(|n| n.parse().ok()).unwrap_or(1024)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_over_the_limit_get_a_clear_503() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start_with(&backend.url(), Extra { server: "max_connections = 20", ..Extra::default() }).await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(tokio::net::TcpStream::connect(gate.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let reply = common::raw(gate.addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{reply}");
+    assert!(reply.ends_with("too many connections; try again\n"), "{reply}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pw = gate.password("alice", all()).await;
+    assert_eq!(Http::h1().get(&gate.url("/"), "alice", &pw).await.status, 200, "slots come back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thousands_of_idle_and_slow_connections_do_not_stop_valid_requests() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start(&backend.url()).await;
+    let pw = gate.password("alice", all()).await;
+    let http = Http::h1();
+    assert_eq!(http.get(&gate.url("/"), "alice", &pw).await.status, 200);
+    // Both ends of every connection live in this process.
+    let count = 3000.min(open_file_limit().saturating_sub(300) / 2);
+    let mut held = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut tcp = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+        if i % 2 == 0 {
+            // Slowloris: headers begun, never finished.
+            tcp.write_all(b"GET /alice/ HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        }
+        held.push(tcp);
+    }
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(Http::h1().get(&gate.url("/alice/"), "alice", &pw).await.status, 200);
+    }
+    println!("{count} idle/slow connections held; 20 valid requests in {:?}", started.elapsed());
+    assert_eq!(backend.count(), 21, "no slow request reached the backend");
+}

@@ -13,7 +13,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use idle::IdleTimeout;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -45,10 +45,6 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(config.max_connections));
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("never closed"),
-            _ = shutdown.changed() => break,
-        };
         let (tcp, addr) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -60,6 +56,10 @@ pub async fn serve(
                 }
             },
             _ = shutdown.changed() => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            refuse(tcp, tls.is_some());
+            continue;
         };
         let _ = tcp.set_nodelay(true);
         let io = IdleTimeout::new(tcp, config.idle_timeout);
@@ -90,6 +90,26 @@ pub async fn serve(
     }
     Ok(())
 }
+
+/// Answers a connection over `server.max_connections` with a plain `503`
+/// (or, on TLS, just closes it) instead of leaving it hanging.
+fn refuse(mut tcp: tokio::net::TcpStream, tls: bool) {
+    tracing::debug!("connection refused: server.max_connections reached");
+    tokio::spawn(async move {
+        if !tls {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tcp.write_all(TOO_MANY_CONNECTIONS)).await;
+        }
+        let _ = tcp.shutdown().await;
+    });
+}
+
+const TOO_MANY_CONNECTIONS: &[u8] = concat!(
+    "HTTP/1.1 503 Service Unavailable\r\n",
+    "Content-Type: text/plain; charset=utf-8\r\n",
+    "Retry-After: 1\r\nConnection: close\r\nContent-Length: 32\r\n\r\n",
+    "too many connections; try again\n",
+)
+.as_bytes();
 
 async fn serve_io<I>(watcher: Watcher, builder: &auto::Builder<TokioExecutor>, io: I, gateway: Arc<Gateway>, peer: Peer)
 where
