@@ -158,21 +158,6 @@ async fn expect_continue_upload_is_refused_unread_without_credentials_and_works_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn upstream_refusing_connections_gives_502_with_a_reason() {
-    let port = common::backends::free_port();
-    let gate = Gate::start(&format!("http://127.0.0.1:{port}")).await;
-    let pw = gate.password("alice", all()).await;
-    let r = Http::h1().get(&gate.url("/alice/"), "alice", &pw).await;
-    assert_eq!(r.status, 502);
-    assert_eq!(r.text(), "the backend is unreachable\n");
-    // The backend comes back: davgate recovers by itself.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let backend = Recorder::serve(listener);
-    assert_eq!(Http::h1().get(&gate.url("/alice/"), "alice", &pw).await.status, 200);
-    assert_eq!(backend.count(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn slow_upstream_gives_504_with_a_reason() {
     let backend = Recorder::start().await;
     let gate = Gate::start_with(&backend.url(), Extra { upstream: "timeout = \"1s\"", ..Extra::default() }).await;
