@@ -1,5 +1,6 @@
-//! SIGKILL during a stream of acknowledged changes: after a restart every
-//! acknowledged creation and revocation is there, and no revoked password
+//! SIGKILL at varying points during a stream of acknowledged changes and
+//! activity flushes: after a restart every acknowledged creation and
+//! revocation is there, the store opens cleanly, and no revoked password
 //! works again.
 
 mod common;
@@ -11,12 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
+/// Activity is flushed this often, so kills also land during flushes.
+const FAST_FLUSH: &str = "[activity]\nflush_interval = \"50ms\"\n";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_changes_survive_kill_9() {
     let backend = Recorder::start().await;
-    let setup = Arc::new(Setup::with_sections(&backend.url(), "[policy]\nmax_active_passwords = 1000\n"));
+    let sections = format!("[policy]\nmax_active_passwords = 1000\n{FAST_FLUSH}");
+    let setup = Arc::new(Setup::with_sections(&backend.url(), &sections));
     setup.ok(&["user", "add", "alice"]);
     let created: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let revoked: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -53,10 +57,30 @@ async fn acknowledged_changes_survive_kill_9() {
                 }
             })
         };
-        tokio::time::sleep(Duration::from_millis(400 + 300 * round as u64)).await;
+        // Traffic with the acknowledged passwords keeps activity flushing.
+        let traffic = {
+            let (created, stop, url) = (created.clone(), stop.clone(), server.url("/alice/"));
+            tokio::spawn(async move {
+                let http = Http::h1();
+                while !stop.load(Ordering::SeqCst) {
+                    let latest = created.lock().unwrap().last().cloned();
+                    if let Some((_, pw)) = latest {
+                        let req = http::Request::get(&url)
+                            .header("authorization", common::client::basic("alice", &pw))
+                            .body(http_body_util::Full::new(bytes::Bytes::new()))
+                            .unwrap();
+                        let _ = http.try_send(req).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        // Kill times spread over rounds: 300, 530, 760, ... ms.
+        tokio::time::sleep(Duration::from_millis(300 + 230 * round as u64)).await;
         stop.store(true, Ordering::SeqCst);
         server.kill9();
         worker.join().unwrap();
+        traffic.abort();
     }
     let created = created.lock().unwrap().clone();
     let revoked = revoked.lock().unwrap().clone();
@@ -78,6 +102,9 @@ async fn acknowledged_changes_survive_kill_9() {
             assert_eq!(found.as_deref(), Some(expected), "acknowledged revocation of {id} lost");
         }
     }
+
+    let with_activity = listed.as_array().unwrap().iter().filter(|p| !p["last_activity"].is_null()).count();
+    assert!(with_activity > 0, "activity flushes landed between the kills");
 
     // Online again: revoked passwords stay dead, the others work.
     let server = setup.serve();

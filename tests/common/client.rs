@@ -45,12 +45,17 @@ impl Http {
     }
 
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Reply {
-        let res = self.client.request(req).await.expect("request failed");
+        self.try_send(req).await.expect("request failed")
+    }
+
+    /// For servers that may die under the request.
+    pub async fn try_send(&self, req: Request<Full<Bytes>>) -> Result<Reply, Box<dyn std::error::Error>> {
+        let res = self.client.request(req).await?;
         let status = res.status();
         let version = res.version();
         let headers = res.headers().clone();
-        let body = res.into_body().collect().await.expect("body").to_bytes();
-        Reply { status, headers, body, version }
+        let body = res.into_body().collect().await?.to_bytes();
+        Ok(Reply { status, headers, body, version })
     }
 
     pub async fn call(&self, method: &str, url: &str, auth: Option<(&str, &str)>, headers: &[(&str, &str)]) -> Reply {
