@@ -71,12 +71,16 @@ impl Setup {
     /// Starts `davgate serve`, logging at debug level to a file (a pipe
     /// nobody reads could fill up and stall the server).
     pub fn serve(&self) -> Server {
+        self.serve_with_log("debug")
+    }
+
+    pub fn serve_with_log(&self, filter: &str) -> Server {
         let log = self.dir.path().join(format!("serve-{}.log", self.port));
         let child = davgate()
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
-            .env("DAVGATE_LOG", "debug")
+            .env("DAVGATE_LOG", filter)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
