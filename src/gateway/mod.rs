@@ -106,11 +106,7 @@ impl Gateway {
         let user_agent = req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
         self.activity.record(&grant.password_id, client_ip, user_agent);
 
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .cloned()
-            .or_else(|| req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let host = request_host(&req)?;
         let forwarding = headers::Forwarding {
             identity_header: &self.identity_header,
             user: &grant.user,
@@ -123,4 +119,33 @@ impl Gateway {
             .map_err(|_| GatewayError::BadRequest("the user name cannot be sent as a header"))?;
         self.upstream.send(req).await
     }
+}
+
+/// The host the client asked for: the request target's authority when it
+/// has one (absolute-form, HTTP/2 `:authority`; RFC 9112 §3.2.2), else the
+/// one `Host` header. HTTP/1.1 without exactly one valid `Host`, or a host
+/// with userinfo or a path, is `400` (RFC 9112 §3.2).
+fn request_host<B>(req: &Request<B>) -> Result<Option<HeaderValue>, GatewayError> {
+    const BAD_HOST: GatewayError = GatewayError::BadRequest("missing, repeated or invalid Host header");
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(BAD_HOST);
+    }
+    let valid = |v: &HeaderValue| {
+        v.to_str().ok().and_then(|s| s.parse::<http::uri::Authority>().ok()).is_some_and(|a| !a.as_str().contains('@'))
+    };
+    if header.is_some_and(|h| !valid(h)) {
+        return Err(BAD_HOST);
+    }
+    if let Some(authority) = req.uri().authority() {
+        if authority.as_str().contains('@') {
+            return Err(BAD_HOST);
+        }
+        return Ok(HeaderValue::from_str(authority.as_str()).ok());
+    }
+    if header.is_none() && req.version() == http::Version::HTTP_11 {
+        return Err(BAD_HOST);
+    }
+    Ok(header.cloned())
 }

@@ -236,7 +236,9 @@ pub fn decode_path(raw: &str) -> Result<String, Refusal> {
         return Err(Refusal::BadPath("backslash or control character in the path"));
     }
     let path = String::from_utf8(out).map_err(|_| Refusal::BadPath("the path is not valid UTF-8"))?;
-    if path.split('/').any(|seg| seg == "." || seg == "..") {
+    // Servlet containers drop `;params` before resolving dots: `..;` is `..` there.
+    let is_dots = |seg: &str| matches!(seg.split(';').next(), Some("." | ".."));
+    if path.split('/').any(is_dots) {
         return Err(Refusal::BadPath("dot segments in the path"));
     }
     Ok(path)
@@ -370,6 +372,8 @@ mod tests {
             "/calendars/alice/%",
             "/calendars/alice/%zz",
             "/calendars/alice/%c0%ae%c0%ae/",
+            "/calendars/alice/..;/files/",
+            "/calendars/alice/%2e%2e;x=1/",
             "relative",
             "*",
         ] {
