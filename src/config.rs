@@ -64,6 +64,10 @@ pub struct ThrottleConfig {
     pub base_delay: Duration,
     #[serde(default = "secs::<25>", with = "duration")]
     pub max_delay: Duration,
+    /// A refused attempt is held this long before its `429`, so a client
+    /// hammering in a loop costs next to nothing.
+    #[serde(default = "secs::<1>", with = "duration")]
+    pub tarpit: Duration,
     /// Networks and user names remembered at most (bounded memory).
     #[serde(default = "default_max_tracked")]
     pub max_tracked: u64,
@@ -79,6 +83,7 @@ impl Default for ThrottleConfig {
             max_failures: default_max_failures(),
             base_delay: default_base_delay(),
             max_delay: secs::<25>(),
+            tarpit: secs::<1>(),
             max_tracked: default_max_tracked(),
             ipv6_prefix: default_ipv6_prefix(),
         }
@@ -162,7 +167,8 @@ pub struct HashConfig {
     pub iterations: u32,
     #[serde(default = "default_parallelism")]
     pub parallelism: u32,
-    /// Verifications running at once; 0 = one per CPU core.
+    /// Verifications running at once; 0 = half the CPU cores (at least one),
+    /// so a flood of cold attempts leaves cores for cached clients.
     #[serde(default)]
     pub max_concurrent: usize,
     /// Cold verifications waiting beyond those; more get `503` at once.

@@ -32,7 +32,9 @@ async fn failures_slow_then_refuse_cold_attempts_but_never_cached_clients() {
     assert!(took[2] >= Duration::from_millis(400), "third failure waited {:?}", took[2]);
 
     let before = gate.verifications();
+    let started = Instant::now();
     let refused = http.get(&url, "alice", &wrong(&signed_in, 9)).await;
+    assert!(started.elapsed() >= Duration::from_millis(1000), "a refusal is held for the tarpit");
     assert_eq!(refused.status, 429);
     assert_eq!(refused.text(), "too many failed sign-ins; try again later\n");
     let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();

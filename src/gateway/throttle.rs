@@ -5,7 +5,7 @@
 //! failure. Each further cold attempt from a key with failures waits
 //! `base_delay · 2^(failures-1)` (capped), and from `max_failures` on it is
 //! refused with `429` and `Retry-After` until the window ends, without any
-//! hashing. Credentials already in the verify cache never get here, so an
+//! hashing, after a short tarpit that makes a hammering loop cheap. Credentials already in the verify cache never get here, so an
 //! attacker's failures never slow a valid client that is already signed in.
 //!
 //! Memory is bounded: both maps are caches with a maximum size, so a flood
@@ -101,6 +101,11 @@ impl Throttle {
         self.users.get_with_by_ref(user, fresh).count.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How long a refused attempt is held before its answer.
+    pub fn tarpit(&self) -> Duration {
+        self.config.tarpit
+    }
+
     /// Keys tracked now (networks, users), after pending evictions.
     pub fn tracked(&self) -> (u64, u64) {
         self.networks.run_pending_tasks();
@@ -119,6 +124,7 @@ mod tests {
             max_failures: 10,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(25),
+            tarpit: Duration::from_secs(1),
             max_tracked,
             ipv6_prefix: 56,
         })

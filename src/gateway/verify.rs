@@ -182,7 +182,7 @@ impl Drop for Admission<'_> {
 impl HashPool {
     pub fn new(max_concurrent: usize, max_queue: usize) -> Self {
         let n = if max_concurrent == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) / 2).max(1)
         } else {
             max_concurrent
         };
@@ -253,7 +253,10 @@ impl Verifier {
             return Ok(grant);
         }
         match self.throttle.check(ip, user) {
-            Verdict::Refuse(retry_after) => return Err(VerifyError::Throttled(retry_after)),
+            Verdict::Refuse(retry_after) => {
+                tokio::time::sleep(self.throttle.tarpit()).await;
+                return Err(VerifyError::Throttled(retry_after));
+            }
             Verdict::Proceed(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
             Verdict::Proceed(_) => {}
         }

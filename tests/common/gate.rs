@@ -30,7 +30,8 @@ pub struct Extra<'a> {
 /// Every test client comes from 127.0.0.1, so tests of other behaviour
 /// would trip the brute-force throttle: it is relaxed unless a test
 /// configures `[throttle]` itself.
-pub const RELAXED_THROTTLE: &str = "[throttle]\nmax_failures = 100000\nbase_delay = \"1ms\"\nmax_delay = \"1ms\"\n";
+pub const RELAXED_THROTTLE: &str =
+    "[throttle]\nmax_failures = 100000\nbase_delay = \"1ms\"\nmax_delay = \"1ms\"\ntarpit = \"1ms\"\n";
 
 pub fn config_text(upstream: &str, store: &std::path::Path, extra: Extra<'_>) -> String {
     let throttle = if extra.sections.contains("[throttle]") { "" } else { RELAXED_THROTTLE };
