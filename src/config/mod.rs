@@ -1,0 +1,172 @@
+//! The TOML configuration: loading, defaults and validation.
+//!
+//! Loading never stops at the first problem: every error is collected and
+//! each one names the file and the key (`davgate.toml: upstream.url: ...`),
+//! so an operator fixes a file in one pass. Unknown keys are errors.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// Every problem found in one config file.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problems.join("\n"))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub hash: HashConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub activity: ActivityConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Service name → path patterns (`{user}` is the authenticated user).
+    #[serde(default = "sections::default_services")]
+    pub services: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
+    #[serde(default)]
+    pub throttle: ThrottleConfig,
+}
+
+mod sections;
+mod validate;
+
+pub use sections::*;
+
+impl Config {
+    /// Reads, parses and validates `path`; every problem names the file and key.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError { problems: vec![format!("{file}: cannot read: {e}")] })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses TOML text; `file` is the name used in error messages.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let message = inner.message().trim().to_string();
+            let at =
+                inner.span().map(|s| format!(" (line {})", text[..s.start].lines().count().max(1))).unwrap_or_default();
+            let problem = if key == "." || key.is_empty() {
+                format!("{file}: {message}{at}")
+            } else {
+                format!("{file}: {key}: {message}{at}")
+            };
+            ConfigError { problems: vec![problem] }
+        })?;
+        let problems: Vec<String> = config.validate().into_iter().map(|p| format!("{file}: {p}")).collect();
+        if problems.is_empty() { Ok(config) } else { Err(ConfigError { problems }) }
+    }
+
+    /// The admin socket path: configured, or the store path with `.sock` appended.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.admin.socket.clone().unwrap_or_else(|| {
+            let mut s = self.store.path.clone().into_os_string();
+            s.push(".sock");
+            PathBuf::from(s)
+        })
+    }
+
+    /// Whether `ip` is a configured trusted proxy.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.server.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+[upstream]
+url = "http://127.0.0.1:5232"
+[store]
+path = "./davgate-data"
+"#;
+
+    fn problems(text: &str) -> String {
+        Config::parse(text, "davgate.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_file_works_with_defaults() {
+        let c = Config::parse(MINIMAL, "davgate.toml").unwrap();
+        assert_eq!(c.upstream.identity_header, "X-Remote-User");
+        assert_eq!(c.hash.memory_kib, 19456);
+        assert_eq!(c.policy.max_active_passwords, 25);
+        assert_eq!(c.activity.flush_interval, Duration::from_secs(60));
+        assert_eq!(c.admin_socket(), PathBuf::from("./davgate-data.sock"));
+        assert!(c.services.contains_key("caldav"));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_section() {
+        let e = problems(&MINIMAL.replace("[store]", "[store]\npaht = \"x\""));
+        assert!(e.starts_with("davgate.toml: store.paht: unknown field"), "{e}");
+        assert!(e.contains("paht"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let e = problems(&MINIMAL.replace("\"127.0.0.1:8080\"", "\"nonsense\""));
+        assert!(e.starts_with("davgate.toml: server.listen:"), "{e}");
+        let e = problems(&MINIMAL.replace("http://127.0.0.1:5232", "/relative"));
+        assert!(e.contains("upstream.url:"), "{e}");
+        let e = problems(&MINIMAL.replace("5232\"", "5232/dav\""));
+        assert!(e.contains("upstream.url: must be scheme://host:port"), "{e}");
+        let e = problems(&format!("{MINIMAL}[cache]\nttl = \"0s\"\n"));
+        assert!(e.contains("cache.ttl: must be longer than 0s"), "{e}");
+        let e = problems(&format!("{MINIMAL}[activity]\nflush_interval = \"soon\"\n"));
+        assert!(e.starts_with("davgate.toml: activity.flush_interval:"), "{e}");
+    }
+
+    #[test]
+    fn plain_http_on_a_public_address_is_refused_naming_the_key() {
+        let e = problems(&MINIMAL.replace("127.0.0.1:8080", "0.0.0.0:8080"));
+        assert!(e.contains("server.listen: plain HTTP"), "{e}");
+        let ok = MINIMAL
+            .replace("127.0.0.1:8080", "0.0.0.0:8080")
+            .replace("[server]", "[server]\ntrusted_proxies = [\"10.0.0.1/32\"]");
+        assert!(Config::parse(&ok, "davgate.toml").is_ok());
+    }
+
+    #[test]
+    fn all_semantic_problems_are_reported_at_once() {
+        let text = format!("{MINIMAL}[policy]\nmax_active_passwords = 0\n[services]\nBad = []\n");
+        let e = Config::parse(&text, "davgate.toml").unwrap_err();
+        assert!(e.problems.len() >= 3, "{e}");
+        assert!(e.problems.iter().all(|p| p.starts_with("davgate.toml: ")));
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let e = Config::load(Path::new("/nonexistent/davgate.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("/nonexistent/davgate.toml: cannot read"), "{e}");
+    }
+}

@@ -1,0 +1,311 @@
+//! The config sections, their defaults, and the serde helpers for
+//! durations and URLs. Every default here is documented in
+//! `config.example.toml`.
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Brute-force throttling of cold sign-ins (defaults follow Nextcloud's).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Failures are counted in a window starting at the first one.
+    #[serde(default = "secs::<1800>", with = "duration")]
+    pub window: Duration,
+    /// From this many failures on, attempts get `429` until the window ends.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// Delay after the first failure; doubles with each further one.
+    #[serde(default = "default_base_delay", with = "duration")]
+    pub base_delay: Duration,
+    #[serde(default = "secs::<25>", with = "duration")]
+    pub max_delay: Duration,
+    /// A refused attempt is held this long before its `429`, so a client
+    /// hammering in a loop costs next to nothing.
+    #[serde(default = "secs::<1>", with = "duration")]
+    pub tarpit: Duration,
+    /// Networks and user names remembered at most (bounded memory).
+    #[serde(default = "default_max_tracked")]
+    pub max_tracked: u64,
+    /// IPv6 clients are counted per prefix of this length.
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            window: secs::<1800>(),
+            max_failures: default_max_failures(),
+            base_delay: default_base_delay(),
+            max_delay: secs::<25>(),
+            tarpit: secs::<1>(),
+            max_tracked: default_max_tracked(),
+            ipv6_prefix: default_ipv6_prefix(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Peers allowed to terminate TLS in front of davgate and to set
+    /// `X-Forwarded-For`.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    /// Time a client has to send a request's headers; also the idle time
+    /// allowed between keep-alive requests on HTTP/1.1.
+    #[serde(default = "secs::<30>", with = "duration")]
+    pub header_read_timeout: Duration,
+    /// A connection that moves no byte for this long is closed.
+    #[serde(default = "secs::<120>", with = "duration")]
+    pub idle_timeout: Duration,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Time in-flight requests get to finish on SIGTERM/SIGINT.
+    #[serde(default = "secs::<30>", with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    #[serde(with = "uri")]
+    pub url: http::Uri,
+    #[serde(default = "default_identity_header")]
+    pub identity_header: String,
+    /// Time the backend has to answer with response headers.
+    #[serde(default = "secs::<60>", with = "duration")]
+    pub timeout: Duration,
+    /// Send the client's `Host` to the backend (like nginx's
+    /// `proxy_set_header Host $host`), so `Destination` headers match what the
+    /// backend sees; off sends the upstream's own host (the client's stays in
+    /// `X-Forwarded-Host`), for backends with name-based virtual hosts.
+    #[serde(default = "yes")]
+    pub preserve_host: bool,
+    /// Extra PEM CA bundle trusted for an `https` upstream.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Keep below the backend's own keep-alive timeout (hyper#2136).
+    #[serde(default = "secs::<4>", with = "duration")]
+    pub pool_idle_timeout: Duration,
+    #[serde(default = "default_pool_max_idle")]
+    pub pool_max_idle_per_host: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    /// sled's page cache, in MiB (sled's own default is 1 GiB).
+    #[serde(default = "default_store_cache_mib")]
+    pub cache_mib: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashConfig {
+    #[serde(default = "default_memory_kib")]
+    pub memory_kib: u32,
+    #[serde(default = "default_iterations")]
+    pub iterations: u32,
+    #[serde(default = "default_parallelism")]
+    pub parallelism: u32,
+    /// Verifications running at once; 0 = half the CPU cores (at least one),
+    /// so a flood of cold attempts leaves cores for cached clients.
+    #[serde(default)]
+    pub max_concurrent: usize,
+    /// Cold verifications waiting beyond those; more get `503` at once.
+    #[serde(default = "default_max_queue")]
+    pub max_queue: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    #[serde(default = "default_cache_capacity")]
+    pub capacity: u64,
+    #[serde(default = "secs::<600>", with = "duration")]
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityConfig {
+    #[serde(default = "secs::<60>", with = "duration")]
+    pub flush_interval: Duration,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Unix socket of the admin API; default: the store path + `.sock`.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default = "default_max_active")]
+    pub max_active_passwords: usize,
+    /// Lifetime given when none is asked for; none = never expires.
+    #[serde(default, with = "opt_duration")]
+    pub default_lifetime: Option<Duration>,
+    /// Longest lifetime a password may get; none = unbounded.
+    #[serde(default, with = "opt_duration")]
+    pub max_lifetime: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Paths every scope may read (RFC 6764 `.well-known`, principals, root).
+    /// A pattern ending in `/` covers everything below it; others are exact.
+    #[serde(default = "default_discovery_paths")]
+    pub paths: Vec<String>,
+}
+
+impl Default for HashConfig {
+    fn default() -> Self {
+        Self {
+            memory_kib: default_memory_kib(),
+            iterations: default_iterations(),
+            parallelism: default_parallelism(),
+            max_concurrent: 0,
+            max_queue: default_max_queue(),
+        }
+    }
+}
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { capacity: default_cache_capacity(), ttl: secs::<600>() }
+    }
+}
+impl Default for ActivityConfig {
+    fn default() -> Self {
+        Self { flush_interval: secs::<60>() }
+    }
+}
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self { max_active_passwords: default_max_active(), default_lifetime: None, max_lifetime: None }
+    }
+}
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self { paths: default_discovery_paths() }
+    }
+}
+
+fn default_max_queue() -> usize {
+    64
+}
+fn default_max_failures() -> u32 {
+    10
+}
+fn default_base_delay() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_max_tracked() -> u64 {
+    100_000
+}
+fn default_ipv6_prefix() -> u8 {
+    56
+}
+fn secs<const N: u64>() -> Duration {
+    Duration::from_secs(N)
+}
+fn yes() -> bool {
+    true
+}
+fn default_realm() -> String {
+    "davgate".into()
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_identity_header() -> String {
+    "X-Remote-User".into()
+}
+fn default_pool_max_idle() -> usize {
+    64
+}
+fn default_store_cache_mib() -> u64 {
+    64
+}
+fn default_memory_kib() -> u32 {
+    19_456
+}
+fn default_iterations() -> u32 {
+    2
+}
+fn default_parallelism() -> u32 {
+    1
+}
+fn default_cache_capacity() -> u64 {
+    100_000
+}
+fn default_max_active() -> usize {
+    25
+}
+pub(super) fn default_services() -> BTreeMap<String, Vec<String>> {
+    // SabreDAV / Nextcloud / Baïkal layout; Radicale keeps everything in /{user}/.
+    [("caldav", "/calendars/{user}/"), ("carddav", "/addressbooks/{user}/"), ("files", "/files/{user}/")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
+        .collect()
+}
+fn default_discovery_paths() -> Vec<String> {
+    // "/{user}" (exact) is Radicale's principal; "/principals/{user}/" SabreDAV's.
+    ["/", "/.well-known/caldav", "/.well-known/carddav", "/principals/{user}/", "/{user}"]
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+/// Durations are written as humantime strings: "30s", "5m", "90d".
+mod duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration like \"30s\" or \"5m\": {e}")))
+    }
+}
+
+mod opt_duration {
+    use serde::Deserializer;
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}
+
+mod uri {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<http::Uri, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<http::Uri>().map_err(|e| serde::de::Error::custom(format!("{s:?} is not a URL: {e}")))
+    }
+}

@@ -1,0 +1,118 @@
+//! Checks serde cannot make: each problem is `key: what is wrong`, and all
+//! of them are collected so an operator fixes a file in one pass.
+
+use super::Config;
+
+impl Config {
+    /// Checks what serde cannot: each entry is `key: what is wrong, how to fix`.
+    pub(super) fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let listen_ip = self.server.listen.ip();
+        if self.server.tls.is_none() && !listen_ip.is_loopback() && self.server.trusted_proxies.is_empty() {
+            p.push(format!(
+                "server.listen: plain HTTP on the non-loopback address {listen_ip} would expose Basic credentials; \
+                 set server.tls (cert and key) or server.trusted_proxies (the TLS terminator in front)"
+            ));
+        }
+        if let Some(tls) = &self.server.tls {
+            for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
+                if let Err(e) = std::fs::metadata(path) {
+                    p.push(format!("{key}: cannot read {}: {e}", path.display()));
+                }
+            }
+        }
+        if self.server.realm.contains('"') || self.server.realm.chars().any(char::is_control) {
+            p.push("server.realm: must not contain quotes or control characters".into());
+        }
+        if self.server.max_connections == 0 {
+            p.push("server.max_connections: must be at least 1".into());
+        }
+        match self.upstream.url.scheme_str() {
+            Some("http") | Some("https") => {}
+            _ => p.push(format!(
+                "upstream.url: {:?} must be an absolute http:// or https:// URL",
+                self.upstream.url.to_string()
+            )),
+        }
+        if self.upstream.url.authority().is_none() {
+            p.push("upstream.url: has no host".into());
+        }
+        if self.upstream.url.query().is_some() || !matches!(self.upstream.url.path(), "" | "/") {
+            // Destination headers and response hrefs would need rewriting too.
+            p.push(
+                "upstream.url: must be scheme://host:port with no path or query; davgate forwards paths unchanged"
+                    .into(),
+            );
+        }
+        if http::HeaderName::from_bytes(self.upstream.identity_header.as_bytes()).is_err() {
+            p.push(format!("upstream.identity_header: {:?} is not a valid header name", self.upstream.identity_header));
+        }
+        if let Some(ca) = &self.upstream.ca_file
+            && let Err(e) = std::fs::metadata(ca)
+        {
+            p.push(format!("upstream.ca_file: cannot read {}: {e}", ca.display()));
+        }
+        if self.store.path.as_os_str().is_empty() {
+            p.push("store.path: must not be empty".into());
+        }
+        if let Err(e) = argon2::Params::new(self.hash.memory_kib, self.hash.iterations, self.hash.parallelism, None) {
+            p.push(format!("hash: invalid argon2 parameters (memory_kib, iterations, parallelism): {e}"));
+        } else if self.hash.memory_kib < 8192 {
+            p.push(format!(
+                "hash.memory_kib: {} is below the OWASP minimum of 8192 (default 19456)",
+                self.hash.memory_kib
+            ));
+        }
+        if self.cache.capacity == 0 {
+            p.push("cache.capacity: must be at least 1".into());
+        }
+        if self.cache.ttl.is_zero() {
+            p.push("cache.ttl: must be longer than 0s".into());
+        }
+        if self.throttle.max_failures == 0 {
+            p.push("throttle.max_failures: must be at least 1".into());
+        }
+        if self.throttle.window.is_zero() {
+            p.push("throttle.window: must be longer than 0s".into());
+        }
+        if self.throttle.max_tracked == 0 {
+            p.push("throttle.max_tracked: must be at least 1".into());
+        }
+        if self.throttle.ipv6_prefix > 128 {
+            p.push(format!("throttle.ipv6_prefix: {} is longer than 128", self.throttle.ipv6_prefix));
+        }
+        if self.activity.flush_interval.is_zero() {
+            p.push("activity.flush_interval: must be longer than 0s".into());
+        }
+        if self.policy.max_active_passwords == 0 {
+            p.push("policy.max_active_passwords: must be at least 1".into());
+        }
+        if let (Some(d), Some(m)) = (self.policy.default_lifetime, self.policy.max_lifetime)
+            && d > m
+        {
+            p.push("policy.default_lifetime: must be shorter than or equal to policy.max_lifetime".into());
+        }
+        for (name, patterns) in &self.services {
+            if !crate::gateway::scope::is_service_name(name) {
+                p.push(format!("services.{name}: a service name is lowercase letters, digits and '-'"));
+            }
+            if name == "all" {
+                p.push("services.all: \"all\" is reserved for the unrestricted scope".into());
+            }
+            if patterns.is_empty() {
+                p.push(format!("services.{name}: needs at least one path pattern"));
+            }
+            for pattern in patterns {
+                if let Err(e) = crate::gateway::scope::check_pattern(pattern) {
+                    p.push(format!("services.{name}: {pattern:?}: {e}"));
+                }
+            }
+        }
+        for pattern in &self.discovery.paths {
+            if let Err(e) = crate::gateway::scope::check_pattern(pattern) {
+                p.push(format!("discovery.paths: {pattern:?}: {e}"));
+            }
+        }
+        p
+    }
+}
