@@ -81,11 +81,11 @@ async fn phase(url: &str, valid: &[(String, String)], flood: Option<(bool, Strin
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for (user, pw) in valid.iter().cloned() {
+    for (user, pw) in valid {
         let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), url.to_string());
+        let auth = basic(user, pw);
         tasks.push(tokio::spawn(async move {
             let client: Http = Client::builder(TokioExecutor::new()).build_http();
-            let auth = basic(&user, &pw);
             while !stop.load(Ordering::Relaxed) {
                 match get(&client, &url, &auth, None).await {
                     Some(200) => ok.fetch_add(1, Ordering::Relaxed),
