@@ -68,8 +68,7 @@ impl Config {
             let key = e.path().to_string();
             let inner = e.into_inner();
             let message = inner.message().trim().to_string();
-            let at =
-                inner.span().map(|s| format!(" (line {})", text[..s.start].lines().count().max(1))).unwrap_or_default();
+            let at = inner.span().map(|s| format!(" (line {})", line_of(text, s.start))).unwrap_or_default();
             let problem = if key == "." || key.is_empty() {
                 format!("{file}: {message}{at}")
             } else {
@@ -94,6 +93,12 @@ impl Config {
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.server.trusted_proxies.iter().any(|n| n.contains(&ip))
     }
+}
+
+/// The 1-based line of byte `offset`; toml's spans may point past the end.
+fn line_of(text: &str, offset: usize) -> usize {
+    let before = text.as_bytes().get(..offset).unwrap_or(text.as_bytes());
+    before.iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 #[cfg(test)]
@@ -162,6 +167,16 @@ path = "./davgate-data"
         let e = Config::parse(&text, "davgate.toml").unwrap_err();
         assert!(e.problems.len() >= 3, "{e}");
         assert!(e.problems.iter().all(|p| p.starts_with("davgate.toml: ")));
+    }
+
+    #[test]
+    fn truncated_files_are_errors_not_panics() {
+        for text in ["[t", "[", "a = ", "[server]\nlisten = \"", "\u{e9}["] {
+            let e = Config::parse(text, "f.toml").unwrap_err();
+            assert!(e.problems.iter().all(|p| p.starts_with("f.toml: ")), "{e}");
+        }
+        assert_eq!(line_of("a\nb\nc", 4), 3);
+        assert_eq!(line_of("a\nb", 99), 2);
     }
 
     #[test]
