@@ -249,18 +249,23 @@ pub fn decode_path(raw: &str) -> Result<String, Refusal> {
 pub fn decode_destination(value: &HeaderValue) -> Result<String, Refusal> {
     let text = value.to_str().map_err(|_| Refusal::BadPath("the Destination header is not ASCII"))?;
     let uri: http::Uri = text.parse().map_err(|_| Refusal::BadPath("the Destination header is not a URI"))?;
-    if uri.scheme().is_none() && !text.starts_with('/') {
+    // "//host/path" is a network-path reference: backends read a host there.
+    if uri.scheme().is_none() && (!text.starts_with('/') || text.starts_with("//")) {
         return Err(Refusal::BadPath("the Destination header is not a URI"));
     }
-    // Backends (Radicale, WsgiDAV) percent-decode the whole header before
-    // splitting it, so anything that decodes into a separator could make
-    // them see another path than the one we check.
+    // Backends (Radicale, WsgiDAV) percent-decode the whole header, then
+    // split it with Python's urlparse, which also cuts `;params` and
+    // `#fragment` off the path: anything that could make them see another
+    // path than the one we check is refused.
     if uri.authority().is_some_and(|a| a.as_str().contains(['@', '%'])) {
         return Err(Refusal::BadPath("the Destination host is malformed"));
     }
+    if text.contains('#') {
+        return Err(Refusal::BadPath("the Destination has a fragment"));
+    }
     let path = decode_path(uri.path())?;
-    if path.contains(['?', '#']) {
-        return Err(Refusal::BadPath("the Destination path has an encoded ? or #"));
+    if path.contains(['?', '#', ';']) {
+        return Err(Refusal::BadPath("the Destination path has ?, # or ; in it"));
     }
     Ok(path)
 }
@@ -414,6 +419,10 @@ mod tests {
             Err(Refusal::BadPath(_))
         ));
         assert!(matches!(move_to("MOVE", Some("/calendars/alice/work/x%23y")), Err(Refusal::BadPath(_))));
+        // Found by fuzzing against Python's urlparse(unquote(header)):
+        for d in ["//calendars/alice/work/x", "/calendars/alice/work/x;p", "/calendars/alice/work/x%3Bp", "/#"] {
+            assert!(matches!(move_to("MOVE", Some(d)), Err(Refusal::BadPath(_))), "{d}");
+        }
     }
 
     #[test]
