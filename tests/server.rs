@@ -144,3 +144,22 @@ async fn thousands_of_idle_and_slow_connections_do_not_stop_valid_requests() {
     println!("{count} idle/slow connections held; 20 valid requests in {:?}", started.elapsed());
     assert_eq!(backend.count(), 21, "no slow request reached the backend");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_clients_are_limited_to_128_concurrent_streams() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start(&backend.url()).await;
+    let pw = gate.password("alice", all()).await;
+    let tcp = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    // One exchange makes sure the server's SETTINGS have arrived.
+    let req = http::Request::get(gate.url("/alice/"))
+        .header("authorization", common::client::basic("alice", &pw))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(req, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), 200);
+    assert_eq!(client.current_max_send_streams(), 128);
+}
