@@ -67,7 +67,8 @@ impl Config {
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
-            let message = inner.message().trim().to_string();
+            let message = one_line(inner.message());
+            let message = if message.is_empty() { "invalid TOML".to_string() } else { message };
             let at = inner.span().map(|s| format!(" (line {})", line_of(text, s.start))).unwrap_or_default();
             let problem = if key == "." || key.is_empty() {
                 format!("{file}: {message}{at}")
@@ -76,7 +77,8 @@ impl Config {
             };
             ConfigError { problems: vec![problem] }
         })?;
-        let problems: Vec<String> = config.validate().into_iter().map(|p| format!("{file}: {p}")).collect();
+        let problems: Vec<String> =
+            config.validate().into_iter().map(|p| format!("{file}: {}", one_line(&p))).collect();
         if problems.is_empty() { Ok(config) } else { Err(ConfigError { problems }) }
     }
 
@@ -93,6 +95,12 @@ impl Config {
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.server.trusted_proxies.iter().any(|n| n.contains(&ip))
     }
+}
+
+/// An error is one line: toml's messages span several, and key names
+/// may hold escaped newlines.
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
 }
 
 /// The 1-based line of byte `offset`; toml's spans may point past the end.
@@ -171,9 +179,10 @@ path = "./davgate-data"
 
     #[test]
     fn truncated_files_are_errors_not_panics() {
-        for text in ["[t", "[", "a = ", "[server]\nlisten = \"", "\u{e9}["] {
+        for text in ["[t", "[", "a = ", "\r", "[server]\nlisten = \"", "\u{e9}["] {
             let e = Config::parse(text, "f.toml").unwrap_err();
-            assert!(e.problems.iter().all(|p| p.starts_with("f.toml: ")), "{e}");
+            assert_eq!(e.to_string().lines().count(), e.problems.len(), "one line per problem: {e}");
+            assert!(e.problems.iter().all(|p| p.starts_with("f.toml: ") && p.len() > "f.toml: ".len() + 2), "{e}");
         }
         assert_eq!(line_of("a\nb\nc", 4), 3);
         assert_eq!(line_of("a\nb", 99), 2);

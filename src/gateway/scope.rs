@@ -249,9 +249,14 @@ pub fn decode_path(raw: &str) -> Result<String, Refusal> {
 pub fn decode_destination(value: &HeaderValue) -> Result<String, Refusal> {
     let text = value.to_str().map_err(|_| Refusal::BadPath("the Destination header is not ASCII"))?;
     let uri: http::Uri = text.parse().map_err(|_| Refusal::BadPath("the Destination header is not a URI"))?;
-    // "//host/path" is a network-path reference: backends read a host there.
-    if uri.scheme().is_none() && (!text.starts_with('/') || text.starts_with("//")) {
-        return Err(Refusal::BadPath("the Destination header is not a URI"));
+    // "//host/path" is a network-path reference: backends read a host there;
+    // and a scheme Python does not know ("1http:") makes it all one path.
+    let scheme_ok = match uri.scheme_str() {
+        Some(scheme) => scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"),
+        None => text.starts_with('/') && !text.starts_with("//"),
+    };
+    if !scheme_ok {
+        return Err(Refusal::BadPath("the Destination header is not an http(s) URL or absolute path"));
     }
     // Backends (Radicale, WsgiDAV) percent-decode the whole header, then
     // split it with Python's urlparse, which also cuts `;params` and
@@ -420,7 +425,15 @@ mod tests {
         ));
         assert!(matches!(move_to("MOVE", Some("/calendars/alice/work/x%23y")), Err(Refusal::BadPath(_))));
         // Found by fuzzing against Python's urlparse(unquote(header)):
-        for d in ["//calendars/alice/work/x", "/calendars/alice/work/x;p", "/calendars/alice/work/x%3Bp", "/#"] {
+        for d in [
+            "//calendars/alice/work/x",
+            "/calendars/alice/work/x;p",
+            "/calendars/alice/work/x%3Bp",
+            "/#",
+            "/calendars/alice/work/a#/../../../bob/x",
+            "1http://h/calendars/alice/work/x",
+            "://c/calendars/alice/work/x",
+        ] {
             assert!(matches!(move_to("MOVE", Some(d)), Err(Refusal::BadPath(_))), "{d}");
         }
     }
