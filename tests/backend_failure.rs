@@ -28,12 +28,19 @@ async fn scripted_backend(script: &'static [u8]) -> String {
     format!("http://{addr}")
 }
 
+/// This process's resident memory (davgate runs in it).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 fn alive_tasks() -> usize {
     tokio::runtime::Handle::current().metrics().num_alive_tasks()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_backend_that_closes_connections_gives_502_and_leaks_nothing() {
+async fn a_backend_that_closes_connections_gives_502_and_leaks_no_tasks_or_memory() {
     let upstream = scripted_backend(b"").await;
     let gate = Gate::start(&upstream).await;
     let pw = gate.password("alice", all()).await;
@@ -41,14 +48,23 @@ async fn a_backend_that_closes_connections_gives_502_and_leaks_nothing() {
     let r = http.get(&gate.url("/alice/"), "alice", &pw).await;
     assert_eq!(r.status, 502);
     assert_eq!(r.text(), "the backend connection failed\n");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = alive_tasks();
+    // Warm up allocator and pools, then measure over many more failures.
     for _ in 0..200 {
         assert_eq!(http.get(&gate.url("/alice/"), "alice", &pw).await.status, 502);
     }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (tasks_before, rss_before) = (alive_tasks(), rss_kib());
+    for _ in 0..1000 {
+        assert_eq!(http.get(&gate.url("/alice/"), "alice", &pw).await.status, 502);
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = alive_tasks();
-    assert!(after <= before + 5, "tasks grew from {before} to {after} over 200 failed requests");
+    let (tasks_after, rss_after) = (alive_tasks(), rss_kib());
+    assert!(
+        tasks_after <= tasks_before + 5,
+        "tasks grew from {tasks_before} to {tasks_after} over 1000 failed requests"
+    );
+    let growth = rss_after.saturating_sub(rss_before);
+    assert!(growth < 4 * 1024, "memory grew by {growth} KiB over 1000 failed requests");
 }
 
 #[tokio::test(flavor = "multi_thread")]
