@@ -21,24 +21,7 @@ from urllib.parse import urljoin
 import caldav
 import niquests
 
-
-def step(msg):
-    print(msg, flush=True)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", flush=True)
-    sys.exit(1)
-
-
-def parse_headers(values):
-    headers = {}
-    for v in values:
-        name, sep, value = v.partition(":")
-        if not sep or not name.strip():
-            fail(f"--header wants NAME:VALUE, got {v!r}")
-        headers[name.strip()] = value.strip()
-    return headers
+from flowlib import fail, parse_headers, step
 
 
 def well_known(root, user, password, headers):

@@ -21,6 +21,8 @@ import xml.etree.ElementTree as ET
 
 import niquests
 
+from flowlib import fail, parse_headers, step
+
 DAV = "DAV:"
 CARD = "urn:ietf:params:xml:ns:carddav"
 
@@ -47,25 +49,6 @@ QUERY_BODY = """<?xml version="1.0" encoding="utf-8"?>
   </CR:filter>
 </CR:addressbook-query>
 """
-
-
-def step(msg):
-    print(msg, flush=True)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", flush=True)
-    sys.exit(1)
-
-
-def parse_headers(values):
-    headers = {}
-    for v in values:
-        name, sep, value = v.partition(":")
-        if not sep or not name.strip():
-            fail(f"--header wants NAME:VALUE, got {v!r}")
-        headers[name.strip()] = value.strip()
-    return headers
 
 
 def expect(r, ok, what):
