@@ -12,7 +12,8 @@ use crate::gateway::verify::VerifyCache;
 use crate::password;
 use crate::secret::Secret;
 use crate::store::model::{Activity, AppPassword, Event, EventKind, Revocation, User, UserState, unix_now};
-use crate::store::{Store, StoreError};
+use crate::store::{EventQuery, Store, StoreError};
+use arc_swap::ArcSwap;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -64,7 +65,7 @@ pub struct NewPassword {
 }
 
 /// A password as listed: the record (hash not shown) and its last activity.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PasswordView {
     pub id: String,
     pub user: String,
@@ -72,6 +73,8 @@ pub struct PasswordView {
     pub scope: Scope,
     pub created: u64,
     pub expires: Option<u64>,
+    /// `active`, `revoked` or `expired`.
+    #[schema(value_type = String, example = "active")]
     pub status: &'static str,
     pub revoked: Option<Revocation>,
     pub last_activity: Option<Activity>,
@@ -104,8 +107,9 @@ pub struct Accounts {
     store: Arc<dyn Store>,
     cache: Arc<VerifyCache>,
     activity: Arc<ActivityRecorder>,
-    rules: ScopeRules,
-    policy: PolicyConfig,
+    /// Swapped whole by a config reload.
+    rules: ArcSwap<ScopeRules>,
+    policy: ArcSwap<PolicyConfig>,
     hash_params: argon2::Params,
     /// Serialises read-check-write sequences (the active-password limit).
     writes: tokio::sync::Mutex<()>,
@@ -149,13 +153,19 @@ pub fn parse_expiry(text: &str, now: u64) -> AccountResult<u64> {
     if let Ok(d) = humantime::parse_duration(text) {
         return Ok(now.saturating_add(d.as_secs()));
     }
-    let as_time = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_string() };
-    let at = humantime::parse_rfc3339_weak(&as_time).map_err(|_| {
+    parse_date(text).ok_or_else(|| {
         AccountError::Invalid(format!(
             "expiry {text:?} is neither a duration like \"90d\" nor a date like \"2027-01-31\""
         ))
-    })?;
-    Ok(at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
+    })
+}
+
+/// A date (`2027-01-31`, midnight UTC) or time (`2027-01-31T12:00:00Z`) as Unix seconds.
+pub fn parse_date(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let as_time = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_string() };
+    let at = humantime::parse_rfc3339_weak(&as_time).ok()?;
+    Some(at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
 }
 
 impl Accounts {
@@ -167,15 +177,34 @@ impl Accounts {
         policy: PolicyConfig,
         hash_params: argon2::Params,
     ) -> Self {
-        Self { store, cache, activity, rules, policy, hash_params, writes: tokio::sync::Mutex::new(()) }
+        Self {
+            store,
+            cache,
+            activity,
+            rules: ArcSwap::from_pointee(rules),
+            policy: ArcSwap::from_pointee(policy),
+            hash_params,
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Applies reloaded services and policy to every later operation.
+    pub fn reconfigure(&self, rules: ScopeRules, policy: PolicyConfig) {
+        self.rules.store(Arc::new(rules));
+        self.policy.store(Arc::new(policy));
+    }
+
+    /// The services passwords may be scoped to.
+    pub fn service_names(&self) -> Vec<String> {
+        self.rules.load().service_names().map(String::from).collect()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
-    pub fn policy(&self) -> &PolicyConfig {
-        &self.policy
+    pub fn policy(&self) -> Arc<PolicyConfig> {
+        self.policy.load_full()
     }
 
     async fn event(&self, user: &str, kind: EventKind, password_id: Option<&str>, actor: &str) -> AccountResult<()> {
@@ -243,9 +272,10 @@ impl Accounts {
     }
 
     fn check_scope(&self, scope: &Scope) -> AccountResult<()> {
+        let rules = self.rules.load();
         for s in &scope.services {
-            if !self.rules.has_service(s) {
-                let known: Vec<&str> = self.rules.service_names().collect();
+            if !rules.has_service(s) {
+                let known: Vec<&str> = rules.service_names().collect();
                 return Err(AccountError::Invalid(format!(
                     "unknown service {s:?}; the config defines: all, {}",
                     known.join(", ")
@@ -263,12 +293,13 @@ impl Accounts {
     }
 
     fn resolve_expiry(&self, asked: Option<u64>, now: u64) -> AccountResult<Option<u64>> {
-        let expires = asked.or_else(|| self.policy.default_lifetime.map(|d| now + d.as_secs()));
+        let policy = self.policy.load();
+        let expires = asked.or_else(|| policy.default_lifetime.map(|d| now + d.as_secs()));
         if let Some(e) = expires {
             if e <= now {
                 return Err(AccountError::Invalid("the expiry is in the past".into()));
             }
-            if let Some(max) = self.policy.max_lifetime
+            if let Some(max) = policy.max_lifetime
                 && e > now + max.as_secs()
             {
                 return Err(AccountError::Invalid(format!(
@@ -276,7 +307,7 @@ impl Accounts {
                     humantime::format_duration(max)
                 )));
             }
-        } else if let Some(max) = self.policy.max_lifetime {
+        } else if let Some(max) = policy.max_lifetime {
             return Ok(Some(now + max.as_secs()));
         }
         Ok(expires)
@@ -290,8 +321,9 @@ impl Accounts {
         let _w = self.writes.lock().await;
         let account = self.user(user).await?;
         let active = self.store.list_passwords(user).await?.iter().filter(|p| p.is_active(now)).count();
-        if active >= self.policy.max_active_passwords {
-            return Err(AccountError::TooMany { user: account.name, max: self.policy.max_active_passwords });
+        let max = self.policy.load().max_active_passwords;
+        if active >= max {
+            return Err(AccountError::TooMany { user: account.name, max });
         }
         loop {
             let secret = password::generate();
@@ -311,6 +343,7 @@ impl Accounts {
                 created: now,
                 expires,
                 revoked: None,
+                expiry_recorded: false,
             };
             match self.store.insert_password(&record).await {
                 // The public id is ~25 bits: collisions happen; draw again.
@@ -346,6 +379,14 @@ impl Accounts {
                 Err(AccountError::UnknownPassword(user.to_string(), id.to_string()))
             }
         }
+    }
+
+    /// One password of `user`, as listed.
+    pub async fn password(&self, user: &str, id: &str) -> AccountResult<PasswordView> {
+        let p = self.owned_password(user, id).await?;
+        let stored = self.store.get_activity(std::slice::from_ref(&p.id)).await?.pop().flatten();
+        let last = self.activity.merge(&p.id, stored);
+        Ok(PasswordView::new(p, last, unix_now()))
     }
 
     pub async fn rename_password(&self, user: &str, id: &str, name: &str, actor: &str) -> AccountResult<()> {
@@ -388,8 +429,81 @@ impl Accounts {
         Ok(changed.len())
     }
 
-    pub async fn events(&self, user: &str, limit: usize) -> AccountResult<Vec<Event>> {
-        self.user(user).await?;
-        Ok(self.store.list_events(user, limit).await?)
+    /// One account's history (404 for an unknown user) or everyone's.
+    pub async fn events(&self, query: &EventQuery) -> AccountResult<Vec<Event>> {
+        if let Some(user) = &query.user {
+            self.user(user).await?;
+        }
+        Ok(self.store.list_events(query).await?)
+    }
+
+    /// Every user's passwords that pass `filter`, oldest first.
+    pub async fn list_all_passwords(&self, filter: &PasswordFilter) -> AccountResult<Vec<PasswordView>> {
+        let now = unix_now();
+        let passwords: Vec<AppPassword> =
+            self.store.list_all_passwords().await?.into_iter().filter(|p| filter.matches(p, now)).collect();
+        let ids: Vec<String> = passwords.iter().map(|p| p.id.clone()).collect();
+        let stored = self.store.get_activity(&ids).await?;
+        let mut views: Vec<PasswordView> = passwords
+            .into_iter()
+            .zip(stored)
+            .map(|(p, a)| {
+                let last = self.activity.merge(&p.id, a);
+                PasswordView::new(p, last, now)
+            })
+            .collect();
+        views.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+        Ok(views)
+    }
+
+    /// Records an `expired` event for each password whose expiry has passed
+    /// since the last sweep. Refusal does not wait for this: the verifier
+    /// checks expiry on every request. Returns how many were recorded.
+    pub async fn sweep_expired(&self, now: u64) -> AccountResult<usize> {
+        let _w = self.writes.lock().await;
+        let mut due: Vec<AppPassword> = self
+            .store
+            .list_all_passwords()
+            .await?
+            .into_iter()
+            .filter(|p| p.revoked.is_none() && p.is_expired(now) && !p.expiry_recorded)
+            .collect();
+        for p in &mut due {
+            let event = Event {
+                at: p.expires.unwrap_or(now),
+                user: p.user.clone(),
+                kind: EventKind::PasswordExpired,
+                password_id: Some(p.id.clone()),
+                actor: "expiry".into(),
+                detail: None,
+            };
+            self.store.append_event(&event).await?;
+            p.expiry_recorded = true;
+            self.cache.invalidate_password(&p.id).await;
+        }
+        if !due.is_empty() {
+            self.store.update_passwords(&due).await?;
+        }
+        Ok(due.len())
+    }
+}
+
+/// Which passwords an admin listing across users shows.
+#[derive(Debug, Clone, Default)]
+pub struct PasswordFilter {
+    pub user: Option<String>,
+    /// `active`, `revoked` or `expired`.
+    pub status: Option<String>,
+    /// Only active passwords that expire within this many seconds.
+    pub expiring_within: Option<u64>,
+}
+
+impl PasswordFilter {
+    fn matches(&self, p: &AppPassword, now: u64) -> bool {
+        self.user.as_ref().is_none_or(|u| &p.user == u)
+            && self.status.as_ref().is_none_or(|s| p.status(now) == s)
+            && self
+                .expiring_within
+                .is_none_or(|w| p.is_active(now) && p.expires.is_some_and(|e| e <= now.saturating_add(w)))
     }
 }

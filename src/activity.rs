@@ -113,6 +113,7 @@ pub async fn run_flusher(
     recorder: Arc<ActivityRecorder>,
     store: Arc<dyn Store>,
     interval: std::time::Duration,
+    metrics: Arc<crate::metrics::Metrics>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(interval);
@@ -122,8 +123,13 @@ pub async fn run_flusher(
             _ = tick.tick() => {}
             _ = shutdown.changed() => break,
         }
-        if let Err(e) = recorder.flush(store.as_ref()).await {
-            tracing::warn!(error = %e, "activity flush failed; will retry");
+        let start = std::time::Instant::now();
+        match recorder.flush(store.as_ref()).await {
+            Ok(_) => metrics.activity_flush_duration.observe(start.elapsed().as_secs_f64()),
+            Err(e) => {
+                metrics.store_errors.inc();
+                tracing::warn!(error = %e, "activity flush failed; will retry");
+            }
         }
     }
     if let Err(e) = recorder.flush(store.as_ref()).await {

@@ -50,6 +50,20 @@ impl GatewayError {
         }
     }
 
+    /// How the request ended, for metrics and the access log.
+    pub fn outcome(&self) -> crate::metrics::Outcome {
+        use crate::metrics::Outcome;
+        match self {
+            Self::Unauthorized => Outcome::Unauthenticated,
+            Self::BadRequest(_) => Outcome::BadRequest,
+            Self::Forbidden(_) => Outcome::ForbiddenScope,
+            Self::StoreUnavailable => Outcome::StoreUnavailable,
+            Self::TooManyAttempts { .. } => Outcome::Throttled,
+            Self::Busy => Outcome::Busy,
+            Self::BadGateway(_) | Self::GatewayTimeout => Outcome::UpstreamError,
+        }
+    }
+
     /// The response: status, one plain line, and the Basic challenge on `401`.
     pub fn response(&self, challenge: &HeaderValue) -> Response<Body> {
         let mut res = Response::new(full(format!("{self}\n")));

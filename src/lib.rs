@@ -18,10 +18,13 @@
 //! - [`activity`]: last activity in memory, flushed in batches.
 //! - [`gateway::headers`] and [`gateway::upstream`]: identity header,
 //!   hop-by-hop removal, the pooled upstream client.
+//! - [`gateway::access_log`] and [`metrics`]: one log line and one counter
+//!   per request.
 //!
 //! Around it: [`store`] (the `Store` trait and sled), [`accounts`] (the
 //! operations and policy every surface shares), [`admin`] (JSON API on a
-//! Unix socket), [`config`], [`password`] (format, generation, hashing),
+//! Unix socket and TCP with bearer tokens, `/metrics`, health), [`reload`]
+//! (SIGHUP), [`config`], [`password`] (format, generation, hashing),
 //! [`secret`] (values that never print) and [`error`] (status mapping).
 
 pub mod accounts;
@@ -30,18 +33,22 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod metrics;
 pub mod password;
+pub mod reload;
 pub mod secret;
 pub mod server;
 pub mod store;
 
 use accounts::Accounts;
 use activity::ActivityRecorder;
+use arc_swap::ArcSwap;
 use config::Config;
 use gateway::Gateway;
 use gateway::scope::ScopeRules;
 use gateway::upstream::Upstream;
 use gateway::verify::{HashPool, Verifier, VerifyCache};
+use metrics::Metrics;
 use std::sync::Arc;
 use store::Store;
 use tokio::net::{TcpListener, UnixListener};
@@ -52,12 +59,31 @@ const CACHE_MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::fro
 
 /// Everything one davgate instance holds, wired together.
 pub struct App {
-    pub config: Config,
+    /// The config in force; a reload swaps it (see [`reload`]).
+    config: ArcSwap<Config>,
     pub store: Arc<dyn Store>,
     pub cache: Arc<VerifyCache>,
     pub activity: Arc<ActivityRecorder>,
     pub accounts: Arc<Accounts>,
-    pub gateway: Arc<Gateway>,
+    pub verifier: Arc<Verifier>,
+    pub metrics: Arc<Metrics>,
+    /// The gateway and TLS acceptor the listener uses, swapped on reload.
+    pub live: Arc<server::Live>,
+}
+
+/// The sockets one instance serves.
+pub struct Listeners {
+    pub gateway: TcpListener,
+    /// The admin API for the CLI (mode 0600, no token).
+    pub admin_socket: Option<UnixListener>,
+    /// `[admin] listen`: the API with bearer tokens, metrics and health.
+    pub admin_tcp: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub fn gateway_only(gateway: TcpListener) -> Self {
+        Self { gateway, admin_socket: None, admin_tcp: None }
+    }
 }
 
 impl App {
@@ -66,31 +92,71 @@ impl App {
         let hash_params =
             argon2::Params::new(config.hash.memory_kib, config.hash.iterations, config.hash.parallelism, None)
                 .map_err(|e| anyhow::anyhow!("hash: {e}"))?;
+        let metrics = Arc::new(Metrics::new());
         let cache = Arc::new(VerifyCache::new(config.cache.capacity, config.cache.ttl));
         let activity = Arc::new(ActivityRecorder::new());
-        let rules = ScopeRules::new(config.services.clone(), config.discovery.paths.clone());
         let accounts = Arc::new(Accounts::new(
             store.clone(),
             cache.clone(),
             activity.clone(),
-            rules.clone(),
+            ScopeRules::new(config.services.clone(), config.discovery.paths.clone()),
             config.policy.clone(),
             hash_params.clone(),
         ));
-        let pool = HashPool::new(config.hash.max_concurrent, config.hash.max_queue);
+        let pool = HashPool::new(config.hash.max_concurrent, config.hash.max_queue, metrics.clone());
         let throttle = gateway::throttle::Throttle::new(config.throttle.clone());
-        let verifier = Arc::new(Verifier::new(store.clone(), cache.clone(), pool, throttle, &hash_params));
-        let gateway = Arc::new(Gateway {
+        let verifier =
+            Arc::new(Verifier::new(store.clone(), cache.clone(), pool, throttle, &hash_params, metrics.clone()));
+        let gateway = build_gateway(&config, &verifier, &activity, &metrics)?;
+        let tls = match &config.server.tls {
+            Some(t) => Some(ArcSwap::from_pointee(server::tls::acceptor(t, "server.tls")?)),
+            None => None,
+        };
+        let live = Arc::new(server::Live { gateway: ArcSwap::from_pointee(gateway), tls });
+        Ok(Arc::new(Self {
+            config: ArcSwap::from_pointee(config),
+            store,
+            cache,
+            activity,
+            accounts,
             verifier,
-            rules,
-            activity: activity.clone(),
-            upstream: Upstream::new(&config.upstream)?,
-            identity_header: http::HeaderName::from_bytes(config.upstream.identity_header.as_bytes())?,
-            preserve_host: config.upstream.preserve_host,
-            trusted_proxies: config.server.trusted_proxies.clone(),
-            challenge: error::basic_challenge(&config.server.realm),
-        });
-        Ok(Arc::new(Self { config, store, cache, activity, accounts, gateway }))
+            metrics,
+            live,
+        }))
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// The gateway in force.
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.live.gateway.load_full()
+    }
+
+    /// Applies a new config to every later request and handshake without
+    /// touching open connections. Keys that only take effect at start keep
+    /// their old value and are returned, so the caller can say so. On any
+    /// error nothing changes.
+    pub fn reload(&self, new: Config) -> anyhow::Result<Vec<&'static str>> {
+        let old = self.config();
+        let (effective, needs_restart) = reload::effective(&old, new);
+        let gateway = build_gateway(&effective, &self.verifier, &self.activity, &self.metrics)?;
+        let tls = match (&self.live.tls, &effective.server.tls) {
+            (Some(_), Some(t)) => Some(server::tls::acceptor(t, "server.tls")?),
+            _ => None,
+        };
+        self.live.gateway.store(Arc::new(gateway));
+        if let (Some(live), Some(tls)) = (&self.live.tls, tls) {
+            live.store(Arc::new(tls));
+        }
+        self.accounts.reconfigure(
+            ScopeRules::new(effective.services.clone(), effective.discovery.paths.clone()),
+            effective.policy.clone(),
+        );
+        self.config.store(Arc::new(effective));
+        Ok(needs_restart)
     }
 
     /// Opens the store the config names.
@@ -99,20 +165,37 @@ impl App {
     }
 }
 
-/// Runs the gateway on `listener` (and the admin API on `admin`) until
-/// `shutdown` turns true; then drains requests and flushes activity.
-pub async fn run(
-    app: Arc<App>,
-    listener: TcpListener,
-    admin: Option<UnixListener>,
-    shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let (flush_stop, flush_rx) = watch::channel(false);
+fn build_gateway(
+    config: &Config,
+    verifier: &Arc<Verifier>,
+    activity: &Arc<ActivityRecorder>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Gateway> {
+    Ok(Gateway {
+        verifier: verifier.clone(),
+        rules: ScopeRules::new(config.services.clone(), config.discovery.paths.clone()),
+        activity: activity.clone(),
+        upstream: Upstream::new(&config.upstream)?,
+        identity_header: http::HeaderName::from_bytes(config.upstream.identity_header.as_bytes())?,
+        preserve_host: config.upstream.preserve_host,
+        trusted_proxies: config.server.trusted_proxies.clone(),
+        challenge: error::basic_challenge(&config.server.realm),
+        metrics: metrics.clone(),
+        access_log: config.log.access,
+    })
+}
+
+/// Runs the gateway (and the admin listeners) until `shutdown` turns true;
+/// then drains requests and flushes activity.
+pub async fn run(app: Arc<App>, listeners: Listeners, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let config = app.config();
+    let (stop_tasks, tasks_stopped) = watch::channel(false);
     let flusher = tokio::spawn(activity::run_flusher(
         app.activity.clone(),
         app.store.clone(),
-        app.config.activity.flush_interval,
-        flush_rx,
+        config.activity.flush_interval,
+        app.metrics.clone(),
+        tasks_stopped.clone(),
     ));
     let cache = app.cache.clone();
     let maintenance = tokio::spawn(async move {
@@ -122,15 +205,49 @@ pub async fn run(
             cache.run_pending_tasks().await;
         }
     });
-    let admin_task = admin.map(|listener| {
-        tokio::spawn(admin::socket::serve(listener, app.config.admin_socket(), app.accounts.clone(), shutdown.clone()))
-    });
-    let served = server::serve(listener, app.gateway.clone(), app.config.server.clone(), shutdown).await;
-    let _ = flush_stop.send(true);
+    let sweeper = tokio::spawn(run_expiry_sweep(app.clone(), config.expiry.sweep_interval, tasks_stopped));
+    let mut admin_tasks = Vec::new();
+    if let Some(listener) = listeners.admin_socket {
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        admin_tasks.push(tokio::spawn(admin::socket::serve(listener, config.admin_socket(), app, shutdown)));
+    }
+    if let Some(listener) = listeners.admin_tcp {
+        let tls = match &config.admin.tls {
+            Some(t) => Some(server::tls::acceptor(t, "admin.tls")?),
+            None => None,
+        };
+        admin_tasks.push(tokio::spawn(admin::tcp::serve(listener, tls, app.clone(), shutdown.clone())));
+    }
+    let served =
+        server::serve(listeners.gateway, app.live.clone(), config.server.clone(), app.metrics.clone(), shutdown).await;
+    let _ = stop_tasks.send(true);
     let _ = flusher.await;
+    let _ = sweeper.await;
     maintenance.abort();
-    if let Some(task) = admin_task {
+    for task in admin_tasks {
         let _ = task.await;
     }
     served
+}
+
+/// Records `expired` events periodically (refusal itself is immediate).
+async fn run_expiry_sweep(app: Arc<App>, interval: std::time::Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match app.accounts.sweep_expired(store::model::unix_now()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                app.metrics.expired_swept.inc_by(n as u64);
+                tracing::info!(count = n, "recorded expired app passwords");
+            }
+            Err(e) => {
+                app.metrics.store_errors.inc();
+                tracing::warn!(error = %e, "expiry sweep failed; will retry");
+            }
+        }
+    }
 }

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args = <cli::Cli as clap::Parser>::parse();
-    cli::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(cli::dispatch(args)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -128,7 +128,8 @@ fn account_commands_work_on_the_store_directly_with_clear_errors() {
     assert!(setup.ok(&["password", "revoke-all", "alice"]).contains("revoked 1 app passwords"));
     setup.ok(&["user", "disable", "alice"]);
     let users: Value = serde_json::from_str(&setup.ok(&["user", "list", "--json"])).unwrap();
-    assert_eq!(users[0]["state"], "disabled");
+    assert_eq!(users["users"][0]["state"], "disabled");
+    assert_eq!(users["total"], 1);
     setup.ok(&["user", "enable", "alice"]);
     setup.ok(&["user", "remove", "alice"]);
     assert!(setup.fails(&["user", "remove", "alice"], 1).contains("unknown user"));

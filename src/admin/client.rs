@@ -41,7 +41,7 @@ impl AdminClient {
             .expect("valid request parts");
         let (status, body) = match self {
             AdminClient::InProcess(accounts) => {
-                let res = super::api::handle(accounts, req, "cli").await;
+                let res = super::api::handle(accounts, req, &super::api::Caller::local("cli")).await;
                 let status = res.status();
                 (status, res.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default())
             }

@@ -2,7 +2,8 @@
 //! server owns the store. Access control is the file mode: only the user
 //! davgate runs as (and root) can connect.
 
-use crate::accounts::Accounts;
+use super::service::{self, Listener};
+use crate::App;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -32,12 +33,7 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
 }
 
 /// Serves the API until `shutdown` turns true, then removes the socket.
-pub async fn serve(
-    listener: UnixListener,
-    path: PathBuf,
-    accounts: Arc<Accounts>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: UnixListener, path: PathBuf, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -49,11 +45,11 @@ pub async fn serve(
             },
             _ = shutdown.changed() => break,
         };
-        let accounts = accounts.clone();
+        let app = app.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let accounts = accounts.clone();
-                async move { Ok::<_, std::convert::Infallible>(super::api::handle(&accounts, req, "admin-socket").await) }
+                let app = app.clone();
+                async move { Ok::<_, std::convert::Infallible>(service::handle(&app, req, Listener::Socket).await) }
             });
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });

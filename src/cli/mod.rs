@@ -1,10 +1,15 @@
-//! Command-line surface: `serve`, `config check`, `user ...`, `password ...`.
+//! Command-line surface: `serve`, `config check`, and one command per admin
+//! API operation (`user`, `password`, `events`, `policy`, `health`,
+//! `admin-token`).
 //!
 //! Account commands speak the admin API: over the admin socket when a
 //! server runs (so its cache sees every change at once), otherwise
-//! in-process on the store opened directly.
+//! in-process on the store opened directly. `--json` prints the API's JSON
+//! for every command.
 
+mod admin_token;
 mod config;
+mod events;
 mod output;
 mod password;
 mod serve;
@@ -13,7 +18,8 @@ mod user;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use davgate::admin::client::AdminClient;
-use davgate::config::Config;
+use davgate::config::{Config, LogConfig, LogFormat};
+use http::Method;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -22,13 +28,16 @@ pub struct Cli {
     /// Config file [default: $DAVGATE_CONFIG, else ./davgate.toml]
     #[arg(long, global = true, env = "DAVGATE_CONFIG", default_value = "davgate.toml", hide_default_value = true)]
     config: PathBuf,
+    /// Print the API's JSON instead of text
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway (and the admin socket)
+    /// Run the gateway and the admin listeners; SIGHUP reloads the config
     Serve,
     /// Check the config file
     #[command(subcommand)]
@@ -39,13 +48,29 @@ enum Command {
     /// Manage app passwords
     #[command(subcommand)]
     Password(password::PasswordCommand),
+    /// Show account history, newest first
+    Events(events::EventsArgs),
+    /// Show the password policy and the services passwords may get
+    Policy,
+    /// Check that the server (or the store) answers
+    Health,
+    /// Manage bearer tokens for the TCP admin API
+    #[command(subcommand)]
+    AdminToken(admin_token::AdminTokenCommand),
 }
 
-pub fn init_logging() {
+/// Logging to stderr: compact lines, or JSON with `[log] format = "json"`.
+/// `DAVGATE_LOG` overrides the configured filter.
+pub fn init_logging(log: &LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DAVGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Compact => {
+            builder.compact().with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+        }
+    }
 }
 
 fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
@@ -70,10 +95,42 @@ async fn admin_client(config: &Config) -> anyhow::Result<AdminClient> {
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    if let Command::Serve = cli.command {
+        return serve::run(load_config(&cli.config)?, cli.config).await;
+    }
+    if let Command::Config(c) = cli.command {
+        init_logging(&LogConfig::default());
+        return config::run(c, &cli.config);
+    }
+    let config = load_config(&cli.config)?;
+    init_logging(&config.log);
+    let api = admin_client(&config).await?;
     match cli.command {
-        Command::Serve => serve::run(load_config(&cli.config)?).await,
-        Command::Config(c) => config::run(c, &cli.config),
-        Command::User(c) => user::run(c, &admin_client(&load_config(&cli.config)?).await?).await,
-        Command::Password(c) => password::run(c, &admin_client(&load_config(&cli.config)?).await?).await,
+        Command::User(c) => user::run(c, &api, json).await,
+        Command::Password(c) => password::run(c, &api, json).await,
+        Command::Events(args) => events::run(args, &api, json).await,
+        Command::AdminToken(c) => admin_token::run(c, &api, json).await,
+        Command::Policy => {
+            let policy = api.call(Method::GET, "/policy", None).await?;
+            output::emit(json, &policy, || {
+                let secs = |v: &serde_json::Value| v.as_u64().map(output::duration).unwrap_or_else(|| "none".into());
+                println!("max active passwords per user: {}", policy["max_active_passwords"]);
+                println!("default lifetime: {}", secs(&policy["default_lifetime_secs"]));
+                println!("maximum lifetime: {}", secs(&policy["max_lifetime_secs"]));
+                println!("services: {}", output::strings(&policy["services"]).join(", "));
+            });
+            Ok(())
+        }
+        Command::Health => {
+            let health = api.call(Method::GET, "/health", None).await?;
+            let via = match api {
+                AdminClient::Socket(ref path) => format!("server on {}", path.display()),
+                AdminClient::InProcess(_) => "store (no server running)".to_string(),
+            };
+            output::emit(json, &health, || println!("ok: {via}"));
+            Ok(())
+        }
+        Command::Serve | Command::Config(_) => unreachable!("handled above"),
     }
 }

@@ -1,23 +1,34 @@
-//! `davgate serve`: open the store, bind, run until SIGTERM/SIGINT.
+//! `davgate serve`: open the store, bind, run until SIGTERM/SIGINT; SIGHUP
+//! re-reads the config file and applies it without dropping connections.
 
 use anyhow::Context;
 use davgate::config::Config;
+use davgate::{App, Listeners};
+use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let store = davgate::App::open_store(&config)
-        .with_context(|| format!("store.path: cannot open {}", config.store.path.display()))?;
-    let listener = TcpListener::bind(config.server.listen)
+pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
+    super::init_logging(&config.log);
+    let store =
+        App::open_store(&config).with_context(|| format!("store.path: cannot open {}", config.store.path.display()))?;
+    let gateway = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
-    let admin = davgate::admin::socket::bind(&config.admin_socket())?;
-    let app = davgate::App::new(config, store)?;
+    let admin_tcp = match config.admin.listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("admin.listen: cannot bind {addr}"))?),
+        None => None,
+    };
+    let admin_socket = davgate::admin::socket::bind(&config.admin_socket())?;
+    let app = App::new(config, store)?;
+    let config = app.config();
     tracing::info!(
-        listen = %listener.local_addr()?,
-        upstream = %app.config.upstream.url,
-        admin_socket = %app.config.admin_socket().display(),
+        listen = %gateway.local_addr()?,
+        upstream = %config.upstream.url,
+        admin_socket = %config.admin_socket().display(),
+        admin_listen = %admin_tcp.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
         "davgate ready"
     );
     let (stop, stopped) = watch::channel(false);
@@ -31,7 +42,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop.send(true);
     });
-    davgate::run(app, listener, Some(admin), stopped).await?;
+    tokio::spawn(reload_on_sighup(app.clone(), path));
+    let listeners = Listeners { gateway, admin_socket: Some(admin_socket), admin_tcp };
+    davgate::run(app, listeners, stopped).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Each SIGHUP re-reads `path`. A file with any problem changes nothing:
+/// the problems are logged and the running config stays.
+async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    while hup.recv().await.is_some() {
+        let applied = Config::load(&path).map_err(|e| e.problems.join("; ")).and_then(|new| {
+            let checked = tokio::task::block_in_place(|| app.reload(new));
+            checked.map_err(|e| format!("{e:#}"))
+        });
+        match applied {
+            Ok(needs_restart) if needs_restart.is_empty() => {
+                tracing::info!(file = %path.display(), "config reloaded");
+            }
+            Ok(needs_restart) => tracing::warn!(
+                file = %path.display(),
+                keys = %needs_restart.join(", "),
+                "config reloaded; these changed keys keep their old value until a restart"
+            ),
+            Err(problems) => tracing::error!(
+                file = %path.display(),
+                problems = %problems,
+                "config reload refused; the running config is unchanged"
+            ),
+        }
+    }
 }

@@ -1,6 +1,6 @@
-//! `davgate user add|list|disable|enable|remove|app-access`.
+//! `davgate user add|list|show|disable|enable|app-access|remove`.
 
-use super::output;
+use super::output::{self, emit, field};
 use clap::{Subcommand, ValueEnum};
 use davgate::admin::client::AdminClient;
 use http::Method;
@@ -12,9 +12,21 @@ pub enum UserCommand {
     Add { name: String },
     /// List users
     List {
+        /// Only users whose name contains this text
         #[arg(long)]
-        json: bool,
+        filter: Option<String>,
+        #[arg(long, value_enum)]
+        state: Option<State>,
+        #[arg(long, value_enum)]
+        app_access: Option<OnOff>,
+        /// Users per page (1 to 1000)
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
     },
+    /// Show one user
+    Show { name: String },
     /// Refuse every app password of the user
     Disable { name: String },
     /// Allow the user's app passwords again
@@ -31,53 +43,72 @@ pub enum OnOff {
     Off,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+pub enum State {
+    Active,
+    Disabled,
+}
+
 pub fn user_path(name: &str) -> String {
     format!("/users/{}", percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC))
 }
 
-pub async fn run(command: UserCommand, api: &AdminClient) -> anyhow::Result<()> {
+fn user_row(u: &Value) -> Vec<String> {
+    vec![
+        field(u, "name").to_string(),
+        field(u, "state").to_string(),
+        if u["app_access"] == Value::Bool(true) { "on" } else { "off" }.to_string(),
+        output::time(u["created"].as_u64()),
+    ]
+}
+
+const USER_HEADER: [&str; 4] = ["NAME", "STATE", "APP ACCESS", "CREATED"];
+
+pub async fn run(command: UserCommand, api: &AdminClient, json: bool) -> anyhow::Result<()> {
     match command {
         UserCommand::Add { name } => {
-            api.call(Method::POST, "/users", Some(json!({"name": name}))).await?;
-            println!("added user {name}");
+            let user = api.call(Method::POST, "/users", Some(json!({"name": name}))).await?;
+            emit(json, &user, || println!("added user {name}"));
         }
-        UserCommand::List { json } => {
-            let users = api.call(Method::GET, "/users", None).await?;
-            if json {
-                println!("{users}");
-            } else {
-                let rows: Vec<Vec<String>> = users
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|u| {
-                        vec![
-                            u["name"].as_str().unwrap_or("").to_string(),
-                            u["state"].as_str().unwrap_or("").to_string(),
-                            if u["app_access"] == Value::Bool(true) { "on" } else { "off" }.to_string(),
-                            output::time(u["created"].as_u64()),
-                        ]
-                    })
-                    .collect();
-                output::table(&["NAME", "STATE", "APP ACCESS", "CREATED"], &rows);
-            }
+        UserCommand::List { filter, state, app_access, limit, offset } => {
+            let query = output::query(&[
+                ("q", filter),
+                ("state", state.map(|s| if matches!(s, State::Active) { "active" } else { "disabled" }.into())),
+                ("app_access", app_access.map(|a| matches!(a, OnOff::On).to_string())),
+                ("limit", Some(limit.to_string())),
+                ("offset", Some(offset.to_string())),
+            ]);
+            let page = api.call(Method::GET, &format!("/users{query}"), None).await?;
+            emit(json, &page, || {
+                let users = page["users"].as_array().cloned().unwrap_or_default();
+                let rows: Vec<Vec<String>> = users.iter().map(user_row).collect();
+                output::table(&USER_HEADER, &rows);
+                let total = page["total"].as_u64().unwrap_or(0) as usize;
+                if offset + rows.len() < total {
+                    println!("({} of {total} shown; next page: --offset {})", rows.len(), offset + rows.len());
+                }
+            });
+        }
+        UserCommand::Show { name } => {
+            let user = api.call(Method::GET, &user_path(&name), None).await?;
+            emit(json, &user, || output::table(&USER_HEADER, &[user_row(&user)]));
         }
         UserCommand::Disable { name } => {
-            api.call(Method::PATCH, &user_path(&name), Some(json!({"state": "disabled"}))).await?;
-            println!("disabled user {name}: every app password is refused");
+            let user = api.call(Method::PATCH, &user_path(&name), Some(json!({"state": "disabled"}))).await?;
+            emit(json, &user, || println!("disabled user {name}: every app password is refused"));
         }
         UserCommand::Enable { name } => {
-            api.call(Method::PATCH, &user_path(&name), Some(json!({"state": "active"}))).await?;
-            println!("enabled user {name}");
+            let user = api.call(Method::PATCH, &user_path(&name), Some(json!({"state": "active"}))).await?;
+            emit(json, &user, || println!("enabled user {name}"));
         }
         UserCommand::AppAccess { name, state } => {
             let on = matches!(state, OnOff::On);
-            api.call(Method::PATCH, &user_path(&name), Some(json!({"app_access": on}))).await?;
-            println!("app access for {name} is {}", if on { "on" } else { "off" });
+            let user = api.call(Method::PATCH, &user_path(&name), Some(json!({"app_access": on}))).await?;
+            emit(json, &user, || println!("app access for {name} is {}", if on { "on" } else { "off" }));
         }
         UserCommand::Remove { name } => {
-            api.call(Method::DELETE, &user_path(&name), None).await?;
-            println!("removed user {name}");
+            let removed = api.call(Method::DELETE, &user_path(&name), None).await?;
+            emit(json, &removed, || println!("removed user {name}"));
         }
     }
     Ok(())

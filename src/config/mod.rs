@@ -22,7 +22,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -45,6 +45,10 @@ pub struct Config {
     pub discovery: DiscoveryConfig,
     #[serde(default)]
     pub throttle: ThrottleConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub expiry: ExpiryConfig,
 }
 
 mod sections;

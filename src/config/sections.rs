@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Brute-force throttling of cold sign-ins (defaults follow Nextcloud's).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThrottleConfig {
     /// Failures are counted in a window starting at the first one.
@@ -50,7 +50,7 @@ impl Default for ThrottleConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -76,14 +76,14 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     #[serde(with = "uri")]
@@ -109,7 +109,7 @@ pub struct UpstreamConfig {
     pub pool_max_idle_per_host: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub path: PathBuf,
@@ -118,7 +118,7 @@ pub struct StoreConfig {
     pub cache_mib: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HashConfig {
     #[serde(default = "default_memory_kib")]
@@ -136,7 +136,7 @@ pub struct HashConfig {
     pub max_queue: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     #[serde(default = "default_cache_capacity")]
@@ -145,22 +145,60 @@ pub struct CacheConfig {
     pub ttl: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityConfig {
     #[serde(default = "secs::<60>", with = "duration")]
     pub flush_interval: Duration,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Unix socket of the admin API; default: the store path + `.sock`.
     #[serde(default)]
     pub socket: Option<PathBuf>,
+    /// Also serve the admin API (bearer tokens), `/metrics`, `/healthz` and
+    /// `/readyz` on this TCP address. Plain HTTP only on loopback.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Compact,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    /// A `tracing` filter such as "info" or "info,davgate::access=off";
+    /// the `DAVGATE_LOG` environment variable overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// One line per gateway request (target `davgate::access`).
+    #[serde(default = "yes")]
+    pub access: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiryConfig {
+    /// How often expired passwords get their `expired` event. Refusal does
+    /// not wait for it: an expired password is refused at once.
+    #[serde(default = "secs::<60>", with = "duration")]
+    pub sweep_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     #[serde(default = "default_max_active")]
@@ -173,7 +211,7 @@ pub struct PolicyConfig {
     pub max_lifetime: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoveryConfig {
     /// Paths every scope may read (RFC 6764 `.well-known`, principals, root).
@@ -208,12 +246,28 @@ impl Default for PolicyConfig {
         Self { max_active_passwords: default_max_active(), default_lifetime: None, max_lifetime: None }
     }
 }
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: default_log_format(), level: default_log_level(), access: true }
+    }
+}
+impl Default for ExpiryConfig {
+    fn default() -> Self {
+        Self { sweep_interval: secs::<60>() }
+    }
+}
 impl Default for DiscoveryConfig {
     fn default() -> Self {
         Self { paths: default_discovery_paths() }
     }
 }
 
+fn default_log_format() -> LogFormat {
+    LogFormat::Compact
+}
+fn default_log_level() -> String {
+    "info".into()
+}
 fn default_max_queue() -> usize {
     64
 }

@@ -21,6 +21,32 @@ impl Config {
                 }
             }
         }
+        if let Some(addr) = self.admin.listen
+            && self.admin.tls.is_none()
+            && !addr.ip().is_loopback()
+        {
+            p.push(format!(
+                "admin.listen: plain HTTP on the non-loopback address {} would expose admin tokens; \
+                 set admin.tls (cert and key) or listen on 127.0.0.1",
+                addr.ip()
+            ));
+        }
+        if let Some(tls) = &self.admin.tls {
+            if self.admin.listen.is_none() {
+                p.push("admin.tls: set admin.listen too, or remove admin.tls".into());
+            }
+            for (key, path) in [("admin.tls.cert", &tls.cert), ("admin.tls.key", &tls.key)] {
+                if let Err(e) = std::fs::metadata(path) {
+                    p.push(format!("{key}: cannot read {}: {e}", path.display()));
+                }
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            p.push(format!("log.level: {:?} is not a filter like \"info\" or \"warn,davgate=debug\"", self.log.level));
+        }
+        if self.expiry.sweep_interval.is_zero() {
+            p.push("expiry.sweep_interval: must be longer than 0s".into());
+        }
         if self.server.realm.contains('"') || self.server.realm.chars().any(char::is_control) {
             p.push("server.realm: must not contain quotes or control characters".into());
         }

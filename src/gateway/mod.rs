@@ -4,6 +4,7 @@
 //! `Expect: 100-continue` upload is refused without being received. No
 //! request reaches the backend without a verified app password.
 
+pub mod access_log;
 pub mod credentials;
 pub mod headers;
 pub mod scope;
@@ -13,12 +14,15 @@ pub mod verify;
 
 use crate::activity::ActivityRecorder;
 use crate::error::{Body, GatewayError};
+use crate::metrics::{Metrics, Outcome};
+use access_log::AccessRecord;
 use http::{HeaderName, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use ipnet::IpNet;
 use scope::ScopeRules;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 use upstream::Upstream;
 use verify::{Verifier, VerifyError};
 
@@ -31,6 +35,17 @@ pub struct Gateway {
     pub preserve_host: bool,
     pub trusted_proxies: Vec<IpNet>,
     pub challenge: HeaderValue,
+    pub metrics: Arc<Metrics>,
+    /// Write one `davgate::access` line per request.
+    pub access_log: bool,
+}
+
+/// What the request path learnt about a request, for the access log.
+#[derive(Default)]
+pub struct Seen {
+    pub client_ip: Option<IpAddr>,
+    pub user: Option<String>,
+    pub password_id: Option<String>,
 }
 
 /// How a connection reached us.
@@ -71,9 +86,18 @@ impl Gateway {
     }
 
     pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<Body> {
-        match self.authorize_and_forward(req, peer).await {
-            Ok(res) => res,
-            Err(e) => e.response(&self.challenge),
+        let start = Instant::now();
+        let method = req.method().clone();
+        let record = self.access_log.then(|| AccessRecord::begin(&req, start));
+        let mut seen = Seen::default();
+        let (outcome, res) = match self.authorize_and_forward(req, peer, &mut seen).await {
+            Ok(res) => (Outcome::Ok, res),
+            Err(e) => (e.outcome(), e.response(&self.challenge)),
+        };
+        self.metrics.request(outcome, &method);
+        match record {
+            Some(record) => record.finish(res, outcome, seen),
+            None => res,
         }
     }
 
@@ -81,9 +105,14 @@ impl Gateway {
         &self,
         mut req: Request<Incoming>,
         peer: Peer,
+        seen: &mut Seen,
     ) -> Result<Response<Body>, GatewayError> {
         let client_ip = self.client_ip(&req, peer.addr.ip());
+        seen.client_ip = Some(client_ip);
         let creds = credentials::basic(req.headers()).ok_or(GatewayError::Unauthorized)?;
+        if self.access_log {
+            seen.user = Some(creds.user.clone());
+        }
         let grant = match self.verifier.verify(&creds.user, creds.password.expose(), client_ip).await {
             Ok(g) => g,
             Err(VerifyError::StoreUnavailable) => return Err(GatewayError::StoreUnavailable),
@@ -103,6 +132,9 @@ impl Gateway {
                 tracing::info!(target: "davgate::auth", user = %grant.user, password_id = %grant.password_id,
                     method = %req.method(), reason = %why, "out of scope");
             })?;
+        if self.access_log {
+            seen.password_id = Some(grant.password_id.clone());
+        }
         let user_agent = req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
         self.activity.record(&grant.password_id, client_ip, user_agent);
 
@@ -117,7 +149,10 @@ impl Gateway {
         };
         headers::prepare_request(req.headers_mut(), &forwarding)
             .map_err(|_| GatewayError::BadRequest("the user name cannot be sent as a header"))?;
-        self.upstream.send(req).await
+        let sent = Instant::now();
+        let res = self.upstream.send(req).await;
+        self.metrics.upstream_duration.observe(sent.elapsed().as_secs_f64());
+        res
     }
 }
 

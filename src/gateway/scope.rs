@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 /// The scope stored with each app password. Empty `services` and
 /// `collections` together mean every path.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scope {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -28,6 +28,7 @@ pub struct Scope {
     #[serde(default)]
     pub read_only: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>, example = json!(["192.0.2.0/24"]))]
     pub networks: Vec<IpNet>,
 }
 

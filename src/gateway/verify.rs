@@ -14,6 +14,7 @@
 
 use super::scope::Scope;
 use super::throttle::{Throttle, Verdict};
+use crate::metrics::Metrics;
 use crate::password::{self, AppPasswordId};
 use crate::secret::Secret;
 use crate::store::Store;
@@ -168,6 +169,7 @@ pub struct HashPool {
     admitted: AtomicUsize,
     capacity: usize,
     verifications: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 /// Releases a place in the pool however the verification ends.
@@ -180,7 +182,7 @@ impl Drop for Admission<'_> {
 }
 
 impl HashPool {
-    pub fn new(max_concurrent: usize, max_queue: usize) -> Self {
+    pub fn new(max_concurrent: usize, max_queue: usize, metrics: Arc<Metrics>) -> Self {
         let n = if max_concurrent == 0 {
             (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) / 2).max(1)
         } else {
@@ -191,6 +193,7 @@ impl HashPool {
             admitted: AtomicUsize::new(0),
             capacity: n + max_queue,
             verifications: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -201,9 +204,12 @@ impl HashPool {
             return Err(VerifyError::Busy);
         }
         let _admission = Admission(&self.admitted);
+        let start = Instant::now();
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        Ok(tokio::task::spawn_blocking(move || password::verify(&canonical, &phc)).await.unwrap_or(false))
+        let ok = tokio::task::spawn_blocking(move || password::verify(&canonical, &phc)).await.unwrap_or(false);
+        self.metrics.argon2_duration.observe(start.elapsed().as_secs_f64());
+        Ok(ok)
     }
 
     /// argon2 verifications run since start (a metric, and what tests count).
@@ -221,6 +227,7 @@ pub struct Verifier {
     /// wrong user, revoked, ...), so every refusal of a well-formed
     /// password costs the same time as a wrong secret.
     decoy: Secret<String>,
+    metrics: Arc<Metrics>,
 }
 
 impl Verifier {
@@ -230,9 +237,10 @@ impl Verifier {
         pool: HashPool,
         throttle: Throttle,
         params: &argon2::Params,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let decoy = password::hash(&password::generate(), params);
-        Self { store, cache, pool, throttle, decoy }
+        Self { store, cache, pool, throttle, decoy, metrics }
     }
 
     pub fn throttle(&self) -> &Throttle {
@@ -250,8 +258,10 @@ impl Verifier {
     pub async fn verify(&self, user: &str, presented: &str, ip: IpAddr) -> Result<Arc<Grant>, VerifyError> {
         let key = self.cache.key_for(user, presented);
         if let Some(grant) = self.cache.get(&key).await {
+            self.metrics.verify_cache_hits.inc();
             return Ok(grant);
         }
+        self.metrics.verify_cache_misses.inc();
         match self.throttle.check(ip, user) {
             Verdict::Refuse(retry_after) => {
                 tokio::time::sleep(self.throttle.tarpit()).await;
@@ -286,11 +296,16 @@ impl Verifier {
         Ok(Arc::new(Grant { password_id: record.id, user: record.user, scope: record.scope, expires: record.expires }))
     }
 
+    fn store_failed(&self) -> VerifyError {
+        self.metrics.store_errors.inc();
+        VerifyError::StoreUnavailable
+    }
+
     /// Loads the one record the password's id names and checks everything
     /// but the secret.
     async fn check_record(&self, user: &str, canonical: &Secret<String>) -> Result<AppPassword, VerifyError> {
         let id = password::id_of(canonical);
-        let record = self.store.get_password(&id).await.map_err(|_| VerifyError::StoreUnavailable)?;
+        let record = self.store.get_password(&id).await.map_err(|_| self.store_failed())?;
         let record = record.ok_or(VerifyError::UnknownId)?;
         if record.user != user {
             return Err(VerifyError::WrongUser);
@@ -301,7 +316,7 @@ impl Verifier {
         if record.is_expired(unix_now()) {
             return Err(VerifyError::Expired);
         }
-        match self.store.get_user(user).await.map_err(|_| VerifyError::StoreUnavailable)? {
+        match self.store.get_user(user).await.map_err(|_| self.store_failed())? {
             Some(u) if u.state == UserState::Active && u.app_access => Ok(record),
             Some(u) if u.state == UserState::Active => Err(VerifyError::AppAccessOff),
             _ => Err(VerifyError::UserDisabled),

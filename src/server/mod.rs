@@ -7,6 +7,8 @@ pub mod tls;
 
 use crate::config::ServerConfig;
 use crate::gateway::{Gateway, Peer};
+use crate::metrics::Metrics;
+use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -29,18 +31,24 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// The gateway and TLS acceptor currently in force; a config reload swaps
+/// them, and each request (each handshake) uses whichever is current, so
+/// open connections survive a reload.
+pub struct Live {
+    pub gateway: ArcSwap<Gateway>,
+    pub tls: Option<ArcSwap<tokio_rustls::TlsAcceptor>>,
+}
+
 /// Serves the gateway on `listener` until `shutdown` turns true, then waits
 /// up to `shutdown_grace` for in-flight requests.
 pub async fn serve(
     listener: TcpListener,
-    gateway: Arc<Gateway>,
+    live: Arc<Live>,
     config: ServerConfig,
+    metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let tls = match &config.tls {
-        Some(t) => Some(tls::acceptor(&t.cert, &t.key)?),
-        None => None,
-    };
+    let tls = live.tls.is_some();
     let builder = Arc::new(builder(&config));
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(config.max_connections));
@@ -58,26 +66,28 @@ pub async fn serve(
             _ = shutdown.changed() => break,
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            refuse(tcp, tls.is_some());
+            refuse(tcp, tls);
             continue;
         };
         let _ = tcp.set_nodelay(true);
         let io = IdleTimeout::new(tcp, config.idle_timeout);
-        let peer = Peer { addr, tls: tls.is_some() };
-        let gateway = gateway.clone();
+        let peer = Peer { addr, tls };
+        let live = live.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
-        let acceptor = tls.clone();
         let handshake_timeout = config.header_read_timeout;
+        let metrics = metrics.clone();
+        metrics.connections.inc();
         tokio::spawn(async move {
-            match acceptor {
-                None => serve_io(watcher, &builder, io, gateway, peer).await,
+            match live.tls.as_ref().map(|t| t.load_full()) {
+                None => serve_io(watcher, &builder, io, live, peer).await,
                 Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
-                    Ok(Ok(stream)) => serve_io(watcher, &builder, stream, gateway, peer).await,
+                    Ok(Ok(stream)) => serve_io(watcher, &builder, stream, live, peer).await,
                     Ok(Err(e)) => tracing::debug!(error = %e, %addr, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
                 },
             }
+            metrics.connections.dec();
             drop(permit);
         });
     }
@@ -111,12 +121,12 @@ const TOO_MANY_CONNECTIONS: &[u8] = concat!(
 )
 .as_bytes();
 
-async fn serve_io<I>(watcher: Watcher, builder: &auto::Builder<TokioExecutor>, io: I, gateway: Arc<Gateway>, peer: Peer)
+async fn serve_io<I>(watcher: Watcher, builder: &auto::Builder<TokioExecutor>, io: I, live: Arc<Live>, peer: Peer)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
-        let gateway = gateway.clone();
+        let gateway = live.gateway.load_full();
         async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, peer).await) }
     });
     let conn = builder.serve_connection(TokioIo::new(io), service).into_owned();

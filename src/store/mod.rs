@@ -9,7 +9,7 @@ pub mod model;
 pub mod sled;
 
 use crate::password::AppPasswordId;
-use model::{Activity, AppPassword, Event, User};
+use model::{Activity, AdminToken, AppPassword, Event, EventKind, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,6 +24,30 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which events to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// One account's history, or every account's when `None`.
+    pub user: Option<String>,
+    /// Only these kinds; every kind when empty.
+    pub kinds: Vec<EventKind>,
+    /// Only events at or after this time (Unix seconds).
+    pub since: Option<u64>,
+    /// Only events before this time (Unix seconds).
+    pub until: Option<u64>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl EventQuery {
+    /// Whether `event` passes the kind and time filters (not the user one).
+    pub fn matches(&self, event: &Event) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&event.kind))
+            && self.since.is_none_or(|s| event.at >= s)
+            && self.until.is_none_or(|u| event.at < u)
+    }
+}
 
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -42,6 +66,8 @@ pub trait Store: Send + Sync + 'static {
     async fn update_passwords(&self, passwords: &[AppPassword]) -> StoreResult<()>;
     async fn get_password(&self, id: &str) -> StoreResult<Option<AppPassword>>;
     async fn list_passwords(&self, user: &str) -> StoreResult<Vec<AppPassword>>;
+    /// Every password of every user (admin listings, the expiry sweep).
+    async fn list_all_passwords(&self) -> StoreResult<Vec<AppPassword>>;
 
     /// Writes a batch of last-activity records in one durable write; for each
     /// password the latest time wins.
@@ -49,8 +75,16 @@ pub trait Store: Send + Sync + 'static {
     async fn get_activity(&self, ids: &[AppPasswordId]) -> StoreResult<Vec<Option<Activity>>>;
 
     async fn append_event(&self, event: &Event) -> StoreResult<()>;
-    /// Newest first.
-    async fn list_events(&self, user: &str, limit: usize) -> StoreResult<Vec<Event>>;
+    /// Newest first, filtered and paged as `query` says.
+    async fn list_events(&self, query: &EventQuery) -> StoreResult<Vec<Event>>;
+
+    /// Inserts a new admin token; `Conflict` when the id is taken.
+    async fn insert_admin_token(&self, token: &AdminToken) -> StoreResult<()>;
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>>;
+    async fn remove_admin_token(&self, id: &str) -> StoreResult<bool>;
+
+    /// Cheap round trip proving the store answers (`/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
 
     /// Durable writes since open: the request path must never add to it.
     fn write_count(&self) -> u64;

@@ -8,20 +8,21 @@ use crate::password::AppPasswordId;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+use utoipa::ToSchema;
 
 /// Seconds since the Unix epoch, now.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UserState {
     Active,
     Disabled,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct User {
     /// The identity sent upstream.
     pub name: String,
@@ -31,7 +32,7 @@ pub struct User {
     pub created: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Revocation {
     pub at: u64,
     /// Who revoked: `admin`, `user`, `cli`, ...
@@ -52,6 +53,10 @@ pub struct AppPassword {
     pub expires: Option<u64>,
     #[serde(default)]
     pub revoked: Option<Revocation>,
+    /// Set once the expiry sweep has recorded this password's `expired`
+    /// event, so the event is written once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expiry_recorded: bool,
 }
 
 impl AppPassword {
@@ -76,15 +81,16 @@ impl AppPassword {
 }
 
 /// The last authenticated request made with a password.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Activity {
     pub at: u64,
+    #[schema(value_type = String, example = "192.0.2.10")]
     pub ip: IpAddr,
     #[serde(default)]
     pub user_agent: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EventKind {
     UserCreated,
@@ -96,10 +102,39 @@ pub enum EventKind {
     PasswordRenamed,
     PasswordRevoked,
     PasswordsRevokedAll,
+    PasswordExpired,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 10] = [
+        Self::UserCreated,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::AppAccessOn,
+        Self::AppAccessOff,
+        Self::PasswordCreated,
+        Self::PasswordRenamed,
+        Self::PasswordRevoked,
+        Self::PasswordsRevokedAll,
+        Self::PasswordExpired,
+    ];
+}
+
+/// A bearer token for the admin API over TCP. Only a hash is kept; the
+/// token itself is shown once, when it is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminToken {
+    /// Public part of the token, used to find the record.
+    pub id: String,
+    pub name: String,
+    /// BLAKE3 of the whole token, hex. Tokens carry 256 random bits, so a
+    /// fast hash is enough: there is nothing to brute-force.
+    pub hash: Secret<String>,
+    pub created: u64,
 }
 
 /// One entry of an account's append-only history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     pub at: u64,
     pub user: String,

@@ -11,9 +11,12 @@
 //! - `activity`:  id → Activity (apart from `passwords`, so an activity
 //!   flush can never overwrite a revocation)
 //! - `events`:    user \0 big-endian sequence → Event
+//! - `event_log`: big-endian sequence → user \0 sequence (the `events` key),
+//!   so every account's history can be listed newest first
+//! - `admin_tokens`: id → AdminToken
 
-use super::model::{Activity, AppPassword, Event, User};
-use super::{Store, StoreError, StoreResult};
+use super::model::{Activity, AdminToken, AppPassword, Event, User};
+use super::{EventQuery, Store, StoreError, StoreResult};
 use crate::password::AppPasswordId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,6 +32,8 @@ pub struct SledStore {
     by_user: Tree,
     activity: Tree,
     events: Tree,
+    event_log: Tree,
+    admin_tokens: Tree,
     writes: AtomicU64,
 }
 
@@ -74,15 +79,60 @@ impl SledStore {
                 other => io(other),
             })?;
         let tree = |name: &str| db.open_tree(name).map_err(io);
-        Ok(Self {
+        let store = Self {
             users: tree("users")?,
             passwords: tree("passwords")?,
             by_user: tree("by_user")?,
             activity: tree("activity")?,
             events: tree("events")?,
+            event_log: tree("event_log")?,
+            admin_tokens: tree("admin_tokens")?,
             db,
             writes: AtomicU64::new(0),
-        })
+        };
+        store.index_event_log()?;
+        Ok(store)
+    }
+
+    /// Stores written before `event_log` existed get it built once.
+    fn index_event_log(&self) -> StoreResult<()> {
+        if !self.event_log.is_empty() || self.events.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for key in self.events.iter().keys() {
+            let key = key.map_err(io)?;
+            batch.insert(sled::IVec::from(&key[key.len() - 8..]), key);
+        }
+        self.event_log.apply_batch(batch).map_err(io)?;
+        self.db.flush().map_err(io)?;
+        Ok(())
+    }
+
+    /// Events newest first from `keys` (keys of `events`), filtered and paged.
+    fn page_events(
+        &self,
+        keys: impl Iterator<Item = sled::Result<sled::IVec>>,
+        query: &EventQuery,
+    ) -> StoreResult<Vec<Event>> {
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        for key in keys {
+            let Some(value) = self.events.get(key.map_err(io)?).map_err(io)? else { continue };
+            let event: Event = decode(&value)?;
+            if !query.matches(&event) {
+                continue;
+            }
+            if skipped < query.offset {
+                skipped += 1;
+                continue;
+            }
+            out.push(event);
+            if out.len() >= query.limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Makes the preceding writes durable, then counts one acknowledged write.
@@ -131,8 +181,9 @@ impl Store for SledStore {
             .collect::<StoreResult<_>>()?;
         let event_keys: Vec<sled::IVec> =
             self.events.scan_prefix(&prefix).keys().collect::<Result<_, _>>().map_err(io)?;
-        let existed = (&self.users, &self.passwords, &self.by_user, &self.activity, &self.events)
-            .transaction(|(users, passwords, by_user, activity, events)| {
+        let trees = (&self.users, &self.passwords, &self.by_user, &self.activity, &self.events, &self.event_log);
+        let existed = trees
+            .transaction(|(users, passwords, by_user, activity, events, event_log)| {
                 for id in &ids {
                     passwords.remove(id)?;
                     activity.remove(id)?;
@@ -140,6 +191,7 @@ impl Store for SledStore {
                 }
                 for k in &event_keys {
                     events.remove(k)?;
+                    event_log.remove(&k[k.len() - 8..])?;
                 }
                 Ok::<_, ConflictableTransactionError<StoreError>>(users.remove(name.as_bytes())?.is_some())
             })
@@ -189,6 +241,10 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    async fn list_all_passwords(&self) -> StoreResult<Vec<AppPassword>> {
+        Self::scan(&self.passwords, b"")
+    }
+
     async fn record_activity(&self, batch: &[(AppPasswordId, Activity)]) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
@@ -220,13 +276,49 @@ impl Store for SledStore {
     }
 
     async fn append_event(&self, event: &Event) -> StoreResult<()> {
-        let seq = self.db.generate_id().map_err(io)?;
-        self.events.insert(user_key(&event.user, &seq.to_be_bytes()), encode(event)).map_err(io)?;
+        let seq = self.db.generate_id().map_err(io)?.to_be_bytes();
+        let key = user_key(&event.user, &seq);
+        let value = encode(event);
+        (&self.events, &self.event_log)
+            .transaction(|(events, event_log)| {
+                events.insert(key.as_slice(), value.as_slice())?;
+                event_log.insert(&seq, key.as_slice())?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(from_tx)?;
         self.durable().await
     }
 
-    async fn list_events(&self, user: &str, limit: usize) -> StoreResult<Vec<Event>> {
-        self.events.scan_prefix(user_prefix(user)).values().rev().take(limit).map(|v| decode(&v.map_err(io)?)).collect()
+    async fn list_events(&self, query: &EventQuery) -> StoreResult<Vec<Event>> {
+        match &query.user {
+            Some(user) => self.page_events(self.events.scan_prefix(user_prefix(user)).keys().rev(), query),
+            None => self.page_events(self.event_log.iter().values().rev(), query),
+        }
+    }
+
+    async fn insert_admin_token(&self, token: &AdminToken) -> StoreResult<()> {
+        let swapped = self
+            .admin_tokens
+            .compare_and_swap(token.id.as_bytes(), None as Option<&[u8]>, Some(encode(token)))
+            .map_err(io)?;
+        if swapped.is_err() {
+            return Err(StoreError::Conflict);
+        }
+        self.durable().await
+    }
+
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>> {
+        Self::scan(&self.admin_tokens, b"")
+    }
+
+    async fn remove_admin_token(&self, id: &str) -> StoreResult<bool> {
+        let existed = self.admin_tokens.remove(id.as_bytes()).map_err(io)?.is_some();
+        self.durable().await?;
+        Ok(existed)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.users.first().map(|_| ()).map_err(io)
     }
 
     fn write_count(&self) -> u64 {

@@ -12,6 +12,8 @@ use tokio::sync::watch;
 
 pub struct Gate {
     pub addr: SocketAddr,
+    /// The TCP admin listener, when started with one.
+    pub admin: Option<SocketAddr>,
     pub app: Arc<App>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -57,13 +59,40 @@ impl Gate {
     }
 
     pub async fn start_config(config: Config, dir: tempfile::TempDir) -> Gate {
+        Self::start_listeners(config, dir, false).await
+    }
+
+    /// Also serves the TCP admin listener (API with bearer tokens, metrics).
+    pub async fn start_with_admin(upstream: &str, extra: Extra<'_>) -> Gate {
+        let dir = tempfile::tempdir().unwrap();
+        let text = config_text(upstream, &dir.path().join("store"), extra);
+        let config = Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        Self::start_listeners(config, dir, true).await
+    }
+
+    async fn start_listeners(config: Config, dir: tempfile::TempDir, admin: bool) -> Gate {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let mut listeners = davgate::Listeners::gateway_only(listener);
+        if admin {
+            listeners.admin_tcp = Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        let admin = listeners.admin_tcp.as_ref().map(|l| l.local_addr().unwrap());
         let store = App::open_store(&config).unwrap();
         let app = App::new(config, store).unwrap();
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(davgate::run(app.clone(), listener, None, stopped));
-        Gate { addr, app, stop, task, dir }
+        let task = tokio::spawn(davgate::run(app.clone(), listeners, stopped));
+        Gate { addr, admin, app, stop, task, dir }
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin.expect("started with an admin listener"))
+    }
+
+    /// A new admin bearer token.
+    pub async fn admin_token(&self, name: &str) -> String {
+        let (_, token) = davgate::admin::tokens::create(self.app.store.as_ref(), name).await.unwrap();
+        token.expose().clone()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -82,7 +111,7 @@ impl Gate {
     }
 
     pub fn verifications(&self) -> u64 {
-        self.app.gateway.verifier.pool().verifications()
+        self.app.verifier.pool().verifications()
     }
 
     /// Stops serving (in-flight requests finish, activity is flushed).

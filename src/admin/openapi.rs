@@ -1,0 +1,60 @@
+//! The OpenAPI 3.1 document of `/api/v1`, generated from the handlers'
+//! annotations (`utoipa`). `openapi.json` at the repository root is this
+//! document; a test fails when the two disagree, so the committed file is
+//! always what the code serves.
+
+use super::api::{ErrorBody, events, passwords, system, tokens, users};
+use crate::accounts::PasswordView;
+use crate::gateway::scope::Scope;
+use crate::store::model::{Activity, Event, EventKind, Revocation, User, UserState};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "davgate admin API",
+        description = "Users, app passwords and their history. Served on the admin Unix socket \
+            (no token: the file mode is the access control) and, with `[admin] listen`, on TCP with \
+            `Authorization: Bearer <token>` (`davgate admin-token create`). Errors are \
+            `{\"error\": \"<code>\", \"message\": \"<one line>\"}`.",
+        license(name = "AGPL-3.0-or-later"),
+    ),
+    paths(
+        system::health, system::policy,
+        users::list, users::create, users::get, users::update, users::remove,
+        passwords::list, passwords::create, passwords::get, passwords::rename, passwords::revoke,
+        passwords::revoke_all, passwords::list_all,
+        events::list_for_user, events::list,
+        tokens::list, tokens::create, tokens::revoke,
+    ),
+    components(schemas(ErrorBody, User, UserState, PasswordView, Scope, Activity, Revocation, Event, EventKind)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "users"), (name = "passwords"), (name = "events"), (name = "system"),
+        (name = "admin-tokens", description = "Local callers only (socket, CLI): a token cannot manage tokens."),
+    ),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document as committed: pretty JSON with a trailing newline.
+pub fn document() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let mut text = doc.to_pretty_json().expect("the OpenAPI document serialises");
+    text.push('\n');
+    text
+}
