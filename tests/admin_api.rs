@@ -273,3 +273,52 @@ async fn readyz_reports_the_store_and_the_backend() {
     assert_eq!(api(&http, "GET", &gate.admin_url("/healthz"), None, None).await.status, StatusCode::OK);
     gate.stop().await;
 }
+
+/// The value of one sample line of the OpenMetrics text.
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{name} not in\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_outcome_and_the_verify_cache() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start_with_admin(&backend.url(), Extra::default()).await;
+    let http = Http::h1();
+    let pw = gate.password("alice", all()).await;
+    let caldav_only = gate.password("alice", services(&["caldav"])).await;
+    let wrong_secret = format!("{}zzzzz", &pw[..pw.len() - 5]);
+    assert_eq!(http.get(&gate.url("/alice/a"), "alice", &pw).await.status, 200);
+    assert_eq!(http.get(&gate.url("/alice/b"), "alice", &pw).await.status, 200);
+    assert_eq!(http.call("PROPFIND", &gate.url("/files/alice/"), Some(("alice", &caldav_only)), &[]).await.status, 403);
+    assert_eq!(http.get(&gate.url("/alice/c"), "alice", &wrong_secret).await.status, 401);
+    assert_eq!(http.call("GET", &gate.url("/alice/d"), None, &[]).await.status, 401);
+
+    let metrics = api(&http, "GET", &gate.admin_url("/metrics"), None, None).await;
+    assert_eq!(metrics.headers["content-type"], "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    let m = metrics.text();
+    assert_eq!(sample(&m, r#"davgate_requests_total{outcome="ok",method="GET"}"#), 2.0);
+    assert_eq!(sample(&m, r#"davgate_requests_total{outcome="forbidden_scope",method="PROPFIND"}"#), 1.0);
+    assert_eq!(sample(&m, r#"davgate_requests_total{outcome="unauthenticated",method="GET"}"#), 2.0);
+    assert_eq!(sample(&m, r#"davgate_requests_total{outcome="upstream_error",method="GET"}"#), 0.0);
+    assert_eq!(sample(&m, "davgate_verify_cache_hits_total"), 1.0);
+    assert_eq!(sample(&m, "davgate_verify_cache_misses_total"), 3.0, "first use, the scoped password, the wrong one");
+    assert_eq!(sample(&m, "davgate_argon2_verification_seconds_count"), 3.0);
+    assert_eq!(sample(&m, "davgate_upstream_response_seconds_count"), 2.0);
+    assert!(sample(&m, "davgate_connections_active") >= 1.0, "the client's kept-alive connection");
+    assert_eq!(sample(&m, "davgate_store_errors_total"), 0.0);
+    assert!(m.contains("davgate_activity_flush_seconds_count"));
+    gate.stop().await;
+
+    let dead = format!("http://127.0.0.1:{}", common::backends::free_port());
+    let gate = Gate::start_with_admin(&dead, Extra::default()).await;
+    let pw = gate.password("alice", all()).await;
+    assert_eq!(http.get(&gate.url("/alice/a"), "alice", &pw).await.status, 502);
+    let m = api(&http, "GET", &gate.admin_url("/metrics"), None, None).await.text();
+    assert_eq!(sample(&m, r#"davgate_requests_total{outcome="upstream_error",method="GET"}"#), 1.0);
+    gate.stop().await;
+}

@@ -1,5 +1,6 @@
-//! No secret reaches a log: a full run at trace level, then every password,
-//! its Basic header and its stored hash are searched for in the log.
+//! No secret reaches a log: a full run at trace level, in both log formats,
+//! then every password, its Basic header, its stored hash and every admin
+//! token are searched for in the log.
 
 mod common;
 
@@ -9,10 +10,22 @@ use common::{Http, Recorder};
 use davgate::store::Store;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_full_run_logs_no_password_header_or_hash() {
+async fn a_full_run_logs_no_password_header_hash_or_token() {
+    for format in ["compact", "json"] {
+        full_run(format).await;
+    }
+}
+
+async fn full_run(format: &str) {
     let backend = Recorder::start().await;
-    let setup = Setup::new(&backend.url());
+    let admin_port = common::backends::free_port();
+    let sections = format!("[log]\nformat = \"{format}\"\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n");
+    let setup = Setup::with_sections(&backend.url(), &sections);
     let server = setup.serve_with_log("trace");
+    let created: serde_json::Value =
+        serde_json::from_str(&setup.ok(&["admin-token", "create", "--name", "ci", "--json"])).unwrap();
+    let token = created["token"].as_str().unwrap().to_string();
+    let admin = format!("http://127.0.0.1:{admin_port}/api/v1/users");
     let mut secrets = Vec::new();
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -21,6 +34,10 @@ async fn a_full_run_logs_no_password_header_or_hash() {
         secrets.push(pw);
     }
     let http = Http::h1();
+    let bearer = format!("Bearer {token}");
+    assert_eq!(http.call("GET", &admin, None, &[("authorization", &bearer)]).await.status, 200);
+    let wrong_token = format!("Bearer {}x", &token[..token.len() - 1]);
+    assert_eq!(http.call("GET", &admin, None, &[("authorization", &wrong_token)]).await.status, 401);
     for pw in secrets.clone() {
         assert_eq!(http.get(&server.url("/alice/x"), "alice", &pw).await.status, 200);
         // The same password in a typed variant, and a near miss.
@@ -44,6 +61,12 @@ async fn a_full_run_logs_no_password_header_or_hash() {
         for needle in [secret.as_str(), &secret.to_uppercase(), &secret[6..], &header] {
             assert!(!log.contains(needle), "a password or its header reached the log");
         }
+    }
+    for needle in [&token, &token[token.len() - 20..], &wrong_token[7..]] {
+        assert!(!log.contains(needle), "an admin token reached the log");
+    }
+    if format == "json" {
+        assert!(log.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "every line is JSON");
     }
     for hash in &hashes {
         let digest = hash.rsplit('$').next().unwrap();

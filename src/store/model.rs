@@ -140,6 +140,7 @@ pub struct Event {
     pub user: String,
     pub kind: EventKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub password_id: Option<AppPasswordId>,
     /// Who did it: `cli`, `admin-api`, `user`.
     pub actor: String,

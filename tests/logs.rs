@@ -1,0 +1,59 @@
+//! The access log: one line per gateway request, with what an operator
+//! needs and never a secret; JSON lines with `[log] format = "json"`.
+
+mod common;
+
+use common::binary::Setup;
+use common::{Http, Recorder};
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_request_gets_one_json_access_line_naming_user_password_id_and_status() {
+    let backend = Recorder::start().await;
+    let setup = Setup::with_sections(&backend.url(), "[log]\nformat = \"json\"\n");
+    let (id, password) = setup.user_with_password("alice");
+    let server = setup.serve_with_log("info");
+    let http = Http::h1();
+    let ok = http
+        .call("PUT", &server.url("/files/alice/a.txt?secret=1"), Some(("alice", &password)), &[("user-agent", "t")])
+        .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(http.get(&server.url("/alice/x"), "alice", "wrong").await.status, 401);
+    assert_eq!(http.call("GET", &server.url("/alice/x"), None, &[]).await.status, 401);
+    let download = http.get(&server.url("/download?bytes=1000"), "alice", &password).await;
+    assert_eq!(download.body.len(), 1000);
+    let log = server.terminate();
+
+    let lines: Vec<Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let access: Vec<&Value> = lines.iter().filter(|l| l["target"] == "davgate::access").collect();
+    assert_eq!(access.len(), 4, "one line per request:\n{log}");
+    let put = access.iter().find(|l| l["method"] == "PUT").unwrap();
+    assert_eq!(put["path"], "/files/alice/a.txt", "the path without its query");
+    assert_eq!(put["status"], 200);
+    assert_eq!(put["upstream_status"], "200");
+    assert_eq!(put["user"], "alice");
+    assert_eq!(put["password_id"], id.as_str());
+    assert_eq!(put["ip"], "127.0.0.1");
+    assert_eq!(put["outcome"], "ok");
+    assert!(put["duration_ms"].as_f64().unwrap() >= 0.0);
+    let refused: Vec<&&Value> = access.iter().filter(|l| l["status"] == 401).collect();
+    assert_eq!(refused.len(), 2);
+    assert!(refused.iter().all(|l| l["upstream_status"] == "-" && l["password_id"] == "-"));
+    assert!(refused.iter().all(|l| l["outcome"] == "unauthenticated"));
+    let get = access.iter().find(|l| l["path"] == "/download").unwrap();
+    assert_eq!(get["bytes"], 1000, "bytes counts the body sent");
+    assert_eq!(get["complete"], true);
+    assert!(!log.contains(&password) && !log.contains("secret=1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_access_log_can_be_switched_off() {
+    let backend = Recorder::start().await;
+    let setup = Setup::with_sections(&backend.url(), "[log]\naccess = false\n");
+    let (_, password) = setup.user_with_password("alice");
+    let server = setup.serve_with_log("info");
+    assert_eq!(Http::h1().get(&server.url("/alice/x"), "alice", &password).await.status, 200);
+    let log = server.terminate();
+    assert!(log.contains("davgate ready") && !log.contains("davgate::access"), "{log}");
+}
