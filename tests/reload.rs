@@ -6,7 +6,7 @@ mod common;
 use bytes::Bytes;
 use common::binary::Setup;
 use common::gate::{Extra, Gate, config_text};
-use common::{Http, Recorder, all};
+use common::{Http, Recorder};
 use davgate::config::Config;
 use http::Request;
 use http_body_util::{BodyExt, Full};
