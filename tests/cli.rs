@@ -178,3 +178,75 @@ fn the_shipped_example_config_is_valid() {
     let out = davgate().args(["--config", example, "config", "check"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Every API operation through the CLI, with `--json`, against a running
+/// server (over the socket) and then on the store directly.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_api_operation_has_a_cli_command_with_json_output() {
+    let backend = Recorder::start().await;
+    let setup = Setup::new(&backend.url());
+    let json = |args: &[&str]| -> Value {
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        let out = setup.ok(&with_json);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+    for serving in [true, false] {
+        let server = serving.then(|| setup.serve());
+        let health = json(&["health"]);
+        assert_eq!(health["status"], "ok");
+        assert!(setup.ok(&["health"]).contains(if serving { "server on" } else { "no server running" }));
+
+        let alice = if serving { "alice" } else { "alice2" };
+        assert_eq!(json(&["user", "add", alice])["name"], alice);
+        assert_eq!(json(&["user", "show", alice])["app_access"], true);
+        assert_eq!(json(&["user", "app-access", alice, "off"])["app_access"], false);
+        assert_eq!(json(&["user", "app-access", alice, "on"])["app_access"], true);
+        assert_eq!(json(&["user", "disable", alice])["state"], "disabled");
+        assert_eq!(json(&["user", "list", "--state", "disabled"])["users"][0]["name"], alice);
+        assert_eq!(json(&["user", "enable", alice])["state"], "active");
+        assert_eq!(json(&["user", "list", "--filter", alice])["total"], 1);
+
+        let created = json(&["password", "create", alice, "--name", "phone", "--expires", "3d"]);
+        let id = created["id"].as_str().unwrap();
+        json(&["password", "create", alice, "--name", "laptop"]);
+        assert_eq!(json(&["password", "show", alice, id])["name"], "phone");
+        assert_eq!(json(&["password", "rename", alice, id, "old phone"])["name"], "old phone");
+        let soon = json(&["password", "list", "--all", "--expiring-within", "7d"]);
+        let soon: Vec<&str> = soon["passwords"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+        assert_eq!(soon, [id], "only the password expiring within 7 days");
+        let table = setup.ok(&["password", "list", "--all"]);
+        assert!(table.contains("USER") && table.contains("old phone") && table.contains("laptop"), "{table}");
+        assert_eq!(json(&["password", "revoke", alice, id])["status"], "revoked");
+        assert_eq!(json(&["password", "list", "--all", "--status", "revoked"])["total"], 1);
+        assert_eq!(json(&["password", "revoke-all", alice])["revoked"], 1);
+
+        let history = json(&["events", alice, "--kind", "password-renamed,password-revoked"]);
+        let kinds: Vec<&str> =
+            history["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["password-revoked", "password-renamed"]);
+        assert!(json(&["events", "--since", "1h", "--limit", "2"])["next_offset"].is_u64());
+        assert_eq!(json(&["events", "--until", "2000-01-01"])["events"], serde_json::json!([]));
+        assert!(setup.ok(&["events"]).contains("passwords-revoked-all"));
+
+        let policy = json(&["policy"]);
+        assert_eq!(policy["max_active_passwords"], 25);
+        assert!(setup.ok(&["policy"]).contains("services: caldav, carddav, files"));
+
+        let token = json(&["admin-token", "create", "--name", "ci"]);
+        assert!(token["token"].as_str().unwrap().starts_with("dgt_"));
+        let listed = json(&["admin-token", "list"]);
+        assert!(!listed.to_string().contains(token["token"].as_str().unwrap()), "a listing never shows a token");
+        let token_id = token["id"].as_str().unwrap();
+        assert_eq!(json(&["admin-token", "revoke", token_id])["id"], token_id);
+        assert!(setup.fails(&["admin-token", "revoke", token_id], 1).contains("no admin token"));
+        assert_eq!(json(&["user", "remove", alice])["removed"], alice);
+        if let Some(server) = server {
+            server.terminate();
+        }
+    }
+    setup.fails(&["password", "list"], 2);
+    let stderr = setup.fails(&["password", "list", "alice", "--expiring-within", "7d"], 2);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    assert!(setup.fails(&["events", "--since", "whenever"], 2).contains("\"whenever\""));
+}

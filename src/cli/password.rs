@@ -39,15 +39,15 @@ pub enum PasswordCommand {
         /// Every user's passwords, with the filters below
         #[arg(long)]
         all: bool,
-        #[arg(long, value_enum, requires = "all")]
+        #[arg(long, value_enum, conflicts_with = "user")]
         status: Option<Status>,
         /// Only active passwords expiring within this time, e.g. 7d
-        #[arg(long, value_name = "DURATION", requires = "all")]
+        #[arg(long, value_name = "DURATION", conflicts_with = "user")]
         expiring_within: Option<String>,
         /// Passwords per page (1 to 1000)
-        #[arg(long, default_value_t = 100, requires = "all")]
+        #[arg(long, default_value_t = 100, conflicts_with = "user")]
         limit: usize,
-        #[arg(long, default_value_t = 0, requires = "all")]
+        #[arg(long, default_value_t = 0, conflicts_with = "user")]
         offset: usize,
     },
     /// Show one app password
