@@ -12,6 +12,10 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+# The deploy recipes' tests: Apache mod_dav (the binary and modules only, no
+# service that would start on port 80) and systemd-analyze for the unit.
+[ -x /usr/sbin/apache2 ] || need_apt+=(apache2-bin)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
@@ -30,4 +34,16 @@ if [ ! -f "$stamp" ] || ! cmp -s "$stamp" "$reqs"; then
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q -r "$reqs"
   cp "$reqs" "$stamp"
+fi
+
+# Schemathesis gets a venv of its own: the caldav client's niquests replaces
+# urllib3 in the shared venv, which breaks schemathesis's requests.
+st_venv="$root/.venv-schemathesis"
+st_reqs="$root/scripts/requirements-schemathesis.txt"
+st_stamp="$st_venv/.davgate-reqs"
+if [ ! -f "$st_stamp" ] || ! cmp -s "$st_stamp" "$st_reqs"; then
+  python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install -q --upgrade pip
+  "$st_venv/bin/pip" install -q -r "$st_reqs"
+  cp "$st_reqs" "$st_stamp"
 fi

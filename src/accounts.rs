@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 /// Longest app password name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
-/// Longest user name, in bytes.
-pub const MAX_USER_BYTES: usize = 128;
+/// Longest user name, in characters.
+pub const MAX_USER_CHARS: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -116,12 +116,12 @@ pub struct Accounts {
 }
 
 pub fn validate_user_name(name: &str) -> AccountResult<()> {
-    if name.is_empty() || name.len() > MAX_USER_BYTES {
-        return Err(AccountError::Invalid(format!("a user name is 1 to {MAX_USER_BYTES} bytes")));
+    if name.is_empty() || name.chars().count() > MAX_USER_CHARS {
+        return Err(AccountError::Invalid(format!("a user name is 1 to {MAX_USER_CHARS} characters")));
     }
     // ':' cannot be sent in Basic credentials (RFC 7617 §2); '/' would make
     // `{user}` in a path pattern span segments.
-    if name.chars().any(|c| c.is_control() || c == ':' || c == '/' || c == '\\' || c.is_whitespace()) {
+    if name.chars().any(|c| c.is_control() || matches!(c, ':' | '/' | '\\' | '\u{feff}') || c.is_whitespace()) {
         return Err(AccountError::Invalid(
             "a user name must not contain ':', '/', '\\', spaces or control characters".into(),
         ));

@@ -8,6 +8,7 @@ use crate::accounts::PasswordView;
 use crate::gateway::scope::Scope;
 use crate::store::model::{Activity, Event, EventKind, Revocation, User, UserState};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -28,8 +29,11 @@ use utoipa::{Modify, OpenApi};
         events::list_for_user, events::list,
         tokens::list, tokens::create, tokens::revoke,
     ),
-    components(schemas(ErrorBody, User, UserState, PasswordView, Scope, Activity, Revocation, Event, EventKind)),
-    modifiers(&BearerAuth),
+    components(schemas(
+        ErrorBody, User, UserState, PasswordView, Scope, Activity, Revocation, Event, EventKind,
+        passwords::StatusFilter,
+    )),
+    modifiers(&BearerAuth, &CommonErrors),
     security(("bearer" = [])),
     tags(
         (name = "users"), (name = "passwords"), (name = "events"), (name = "system"),
@@ -47,6 +51,29 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Answers every operation can give: no or a bad token (TCP listener),
+/// and a store that cannot be reached.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = |description: &str| {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+            ResponseBuilder::new().description(description).content("application/json", content).build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete, &mut item.put];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("401".into())
+                    .or_insert_with(|| error("No valid bearer token (TCP admin listener only)").into());
+                responses.entry("503".into()).or_insert_with(|| error("The store cannot be reached").into());
+            }
+        }
     }
 }
 

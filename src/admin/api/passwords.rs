@@ -15,6 +15,11 @@ use utoipa::{IntoParams, ToSchema};
 pub struct NewPasswordBody {
     /// What the password is for, e.g. "Phone (DAVx5)"; at most 64 characters.
     #[schema(example = "Phone (DAVx5)")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     #[serde(default)]
     pub scope: Scope,
@@ -36,6 +41,11 @@ pub struct CreatedPassword {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rename {
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
 }
 

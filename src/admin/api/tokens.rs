@@ -12,6 +12,11 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// Who or what uses the token, e.g. "monitoring".
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
 }
 

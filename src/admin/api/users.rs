@@ -36,8 +36,9 @@ pub struct UserPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    /// The identity sent to the backend.
-    #[schema(example = "alice")]
+    /// The identity sent to the backend: no `:`, `/`, `\\`, spaces or
+    /// control characters.
+    #[schema(example = "alice", min_length = 1, max_length = 128, pattern = r"^[^:/\\\s\u0000-\u001f\u007f-\u009f]+$")]
     pub name: String,
 }
 
