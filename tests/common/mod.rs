@@ -7,6 +7,7 @@ pub mod backends;
 pub mod binary;
 pub mod client;
 pub mod gate;
+pub mod recipes;
 pub mod recorder;
 
 pub use client::{Http, raw, raw_status};
