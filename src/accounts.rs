@@ -461,13 +461,7 @@ impl Accounts {
     /// checks expiry on every request. Returns how many were recorded.
     pub async fn sweep_expired(&self, now: u64) -> AccountResult<usize> {
         let _w = self.writes.lock().await;
-        let mut due: Vec<AppPassword> = self
-            .store
-            .list_all_passwords()
-            .await?
-            .into_iter()
-            .filter(|p| p.revoked.is_none() && p.is_expired(now) && !p.expiry_recorded)
-            .collect();
+        let mut due = self.store.list_newly_expired(now).await?;
         for p in &mut due {
             let event = Event {
                 at: p.expires.unwrap_or(now),

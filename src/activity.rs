@@ -125,6 +125,7 @@ pub async fn run_flusher(
         }
         let start = std::time::Instant::now();
         match recorder.flush(store.as_ref()).await {
+            Ok(0) => {}
             Ok(_) => metrics.activity_flush_duration.observe(start.elapsed().as_secs_f64()),
             Err(e) => {
                 metrics.store_errors.inc();

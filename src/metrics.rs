@@ -108,6 +108,8 @@ pub struct Metrics {
     pub activity_flush_duration: Histogram,
     pub store_errors: Counter,
     pub expired_swept: Counter,
+    /// Set from `Store::write_count` at each scrape.
+    pub store_writes: Gauge,
 }
 
 impl Default for Metrics {
@@ -139,6 +141,7 @@ impl Metrics {
             activity_flush_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             store_errors: Counter::default(),
             expired_swept: Counter::default(),
+            store_writes: Gauge::default(),
             registry,
         };
         let mut registry = this.registry;
@@ -165,10 +168,15 @@ impl Metrics {
         registry.register("connections_active", "Open client connections", this.connections.clone());
         registry.register(
             "activity_flush_seconds",
-            "Duration of each batched last-activity write",
+            "Duration of each batched last-activity write (empty batches are not written)",
             this.activity_flush_duration.clone(),
         );
         registry.register("store_errors", "Store operations that failed", this.store_errors.clone());
+        registry.register(
+            "store_writes",
+            "Durable store writes since start (none on the request path; one per activity batch)",
+            this.store_writes.clone(),
+        );
         registry.register(
             "passwords_expired",
             "Expired passwords recorded by the expiry sweep",

@@ -311,6 +311,8 @@ async fn metrics_count_requests_by_outcome_and_the_verify_cache() {
     assert_eq!(sample(&m, "davgate_upstream_response_seconds_count"), 2.0);
     assert!(sample(&m, "davgate_connections_active") >= 1.0, "the client's kept-alive connection");
     assert_eq!(sample(&m, "davgate_store_errors_total"), 0.0);
+    let writes = gate.app.store.write_count() as f64;
+    assert_eq!(sample(&m, "davgate_store_writes"), writes, "account changes only, no request wrote");
     assert!(m.contains("davgate_activity_flush_seconds_count"));
     gate.stop().await;
 

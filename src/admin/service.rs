@@ -39,6 +39,7 @@ where
         "/healthz" => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
         "/readyz" => readiness(app).await,
         "/metrics" => {
+            app.metrics.store_writes.set(i64::try_from(app.store.write_count()).unwrap_or(i64::MAX));
             text(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", app.metrics.encode())
         }
         _ => {

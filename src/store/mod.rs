@@ -66,8 +66,11 @@ pub trait Store: Send + Sync + 'static {
     async fn update_passwords(&self, passwords: &[AppPassword]) -> StoreResult<()>;
     async fn get_password(&self, id: &str) -> StoreResult<Option<AppPassword>>;
     async fn list_passwords(&self, user: &str) -> StoreResult<Vec<AppPassword>>;
-    /// Every password of every user (admin listings, the expiry sweep).
+    /// Every password of every user (admin listings).
     async fn list_all_passwords(&self) -> StoreResult<Vec<AppPassword>>;
+    /// Passwords expired at `now`, not revoked, whose `expired` event is not
+    /// recorded yet (the expiry sweep: it must not hold every record).
+    async fn list_newly_expired(&self, now: u64) -> StoreResult<Vec<AppPassword>>;
 
     /// Writes a batch of last-activity records in one durable write; for each
     /// password the latest time wins.

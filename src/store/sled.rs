@@ -72,7 +72,9 @@ impl SledStore {
     /// Opens (or creates) the store; `Locked` when another process has it.
     pub fn open(path: &Path, cache_mib: u64) -> StoreResult<Self> {
         let db =
-            sled::Config::new().path(path).cache_capacity(cache_mib * 1024 * 1024).open().map_err(|e| match e {
+            // No background flusher: every acknowledged write is flushed
+            // explicitly, and an idle store should not fsync twice a second.
+            sled::Config::new().path(path).cache_capacity(cache_mib * 1024 * 1024).flush_every_ms(None).open().map_err(|e| match e {
                 sled::Error::Io(ref err) if err.kind() == std::io::ErrorKind::WouldBlock => {
                     StoreError::Locked { path: path.display().to_string() }
                 }
@@ -243,6 +245,17 @@ impl Store for SledStore {
 
     async fn list_all_passwords(&self) -> StoreResult<Vec<AppPassword>> {
         Self::scan(&self.passwords, b"")
+    }
+
+    async fn list_newly_expired(&self, now: u64) -> StoreResult<Vec<AppPassword>> {
+        let mut out = Vec::new();
+        for value in self.passwords.iter().values() {
+            let p: AppPassword = decode(&value.map_err(io)?)?;
+            if p.revoked.is_none() && p.is_expired(now) && !p.expiry_recorded {
+                out.push(p);
+            }
+        }
+        Ok(out)
     }
 
     async fn record_activity(&self, batch: &[(AppPasswordId, Activity)]) -> StoreResult<()> {
