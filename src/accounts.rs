@@ -460,9 +460,16 @@ impl Accounts {
     /// since the last sweep. Refusal does not wait for this: the verifier
     /// checks expiry on every request. Returns how many were recorded.
     pub async fn sweep_expired(&self, now: u64) -> AccountResult<usize> {
-        let _w = self.writes.lock().await;
-        let mut due = self.store.list_newly_expired(now).await?;
-        for p in &mut due {
+        let mut recorded = 0;
+        for candidate in self.store.list_newly_expired(now).await? {
+            // One password at a time under the write lock, re-read so a
+            // change made since the listing is neither lost nor doubled,
+            // and admin writes never wait for a whole sweep.
+            let _w = self.writes.lock().await;
+            let Some(mut p) = self.store.get_password(&candidate.id).await? else { continue };
+            if p.revoked.is_some() || !p.is_expired(now) || p.expiry_recorded {
+                continue;
+            }
             let event = Event {
                 at: p.expires.unwrap_or(now),
                 user: p.user.clone(),
@@ -471,14 +478,12 @@ impl Accounts {
                 actor: "expiry".into(),
                 detail: None,
             };
-            self.store.append_event(&event).await?;
             p.expiry_recorded = true;
+            self.store.record_expiry(&p, &event).await?;
             self.cache.invalidate_password(&p.id).await;
+            recorded += 1;
         }
-        if !due.is_empty() {
-            self.store.update_passwords(&due).await?;
-        }
-        Ok(due.len())
+        Ok(recorded)
     }
 }
 

@@ -78,11 +78,13 @@ pub struct Listeners {
     pub admin_socket: Option<UnixListener>,
     /// `[admin] listen`: the API with bearer tokens, metrics and health.
     pub admin_tcp: Option<TcpListener>,
+    /// `[admin.tls]`, loaded at start (a new certificate needs a restart).
+    pub admin_tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Listeners {
     pub fn gateway_only(gateway: TcpListener) -> Self {
-        Self { gateway, admin_socket: None, admin_tcp: None }
+        Self { gateway, admin_socket: None, admin_tcp: None, admin_tls: None }
     }
 }
 
@@ -142,6 +144,12 @@ impl App {
     pub fn reload(&self, new: Config) -> anyhow::Result<Vec<&'static str>> {
         let old = self.config();
         let (effective, needs_restart) = reload::effective(&old, new);
+        // Kept restart-only keys combined with new ones must still pass the
+        // checks a start would make (e.g. plain HTTP on a public address).
+        let problems = effective.validate();
+        if !problems.is_empty() {
+            anyhow::bail!("with the keys that need a restart kept: {}", problems.join("; "));
+        }
         let gateway = build_gateway(&effective, &self.verifier, &self.activity, &self.metrics)?;
         let tls = match (&self.live.tls, &effective.server.tls) {
             (Some(_), Some(t)) => Some(server::tls::acceptor(t, "server.tls")?),
@@ -212,10 +220,7 @@ pub async fn run(app: Arc<App>, listeners: Listeners, shutdown: watch::Receiver<
         admin_tasks.push(tokio::spawn(admin::socket::serve(listener, config.admin_socket(), app, shutdown)));
     }
     if let Some(listener) = listeners.admin_tcp {
-        let tls = match &config.admin.tls {
-            Some(t) => Some(server::tls::acceptor(t, "admin.tls")?),
-            None => None,
-        };
+        let tls = listeners.admin_tls;
         admin_tasks.push(tokio::spawn(admin::tcp::serve(listener, tls, app.clone(), shutdown.clone())));
     }
     let served =

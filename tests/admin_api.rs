@@ -42,6 +42,8 @@ async fn the_tcp_api_needs_a_live_bearer_token_and_cannot_manage_tokens() {
     let token = gate.admin_token("monitoring").await;
     let ok = api(&http, "GET", &users, Some(&token), None).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    let lower = http.call("GET", &users, None, &[("authorization", &format!("bearer {token}"))]).await;
+    assert_eq!(lower.status, StatusCode::OK, "the scheme is case-insensitive");
     let created = api(&http, "POST", &users, Some(&token), Some(json!({"name": "alice"}))).await;
     assert_eq!(created.status, StatusCode::CREATED);
     let events = json_of(&api(&http, "GET", &gate.admin_url("/api/v1/users/alice/events"), Some(&token), None).await);
@@ -187,6 +189,13 @@ async fn bad_requests_get_a_status_and_a_message_naming_the_problem() {
         (call("GET", "/api/v1/nothing", None).await, 404, "not_found", "no such endpoint"),
         (call("PUT", "/api/v1/users", None).await, 405, "method_not_allowed", "GET, POST"),
         (call("POST", "/api/v1/users", Some(json!({"name": "alice"}))).await, 409, "user_exists", "already exists"),
+        (call("GET", "/api/v1/users?state=a%0Ab", None).await, 400, "bad_query", "unknown variant `a b`"),
+        (
+            call("POST", "/api/v1/users", Some(json!({"name": "x".repeat(70_000)}))).await,
+            413,
+            "body_too_large",
+            "over 65536 bytes",
+        ),
     ];
     for (reply, status, code, message) in cases {
         let body = json_of(&reply);
@@ -197,6 +206,8 @@ async fn bad_requests_get_a_status_and_a_message_naming_the_problem() {
     }
     let put = call("PUT", "/api/v1/users", None).await;
     assert_eq!(put.headers["allow"], "GET, POST");
+    let huge = call("GET", "/api/v1/events?offset=18446744073709551615", None).await;
+    assert_eq!((huge.status, json_of(&huge)), (StatusCode::OK, json!({"events": []})), "an offset past the end");
     gate.stop().await;
 }
 

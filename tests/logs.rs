@@ -22,12 +22,20 @@ async fn every_request_gets_one_json_access_line_naming_user_password_id_and_sta
     assert_eq!(http.call("GET", &server.url("/alice/x"), None, &[]).await.status, 401);
     let download = http.get(&server.url("/download?bytes=1000"), "alice", &password).await;
     assert_eq!(download.body.len(), 1000);
+    // A password typed into the user field, and a path with a line separator.
+    let typo = "abcde-fghjk-mnpqr-stuvw-xyz23";
+    assert_eq!(http.get(&server.url("/alice/y"), typo, "x").await.status, 401);
+    let raw_path = "GET /alice/a\u{2028}b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert!(common::raw(([127, 0, 0, 1], server.port).into(), raw_path.as_bytes()).await.starts_with("HTTP/1.1 401"));
     let log = server.terminate();
+    assert!(!log.contains(typo) && !log.contains(&typo.to_uppercase()), "a password in the user field is never logged");
+    assert!(log.contains("<redacted: looks like a password>"));
+    assert_eq!(log.lines().filter(|l| l.contains("/alice/a\u{2028}b")).count(), 1, "still one JSON line");
 
     let lines: Vec<Value> =
         log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     let access: Vec<&Value> = lines.iter().filter(|l| l["target"] == "davgate::access").collect();
-    assert_eq!(access.len(), 4, "one line per request:\n{log}");
+    assert_eq!(access.len(), 6, "one line per request:\n{log}");
     let put = access.iter().find(|l| l["method"] == "PUT").unwrap();
     assert_eq!(put["path"], "/files/alice/a.txt", "the path without its query");
     assert_eq!(put["status"], 200);
@@ -38,7 +46,7 @@ async fn every_request_gets_one_json_access_line_naming_user_password_id_and_sta
     assert_eq!(put["outcome"], "ok");
     assert!(put["duration_ms"].as_f64().unwrap() >= 0.0);
     let refused: Vec<&&Value> = access.iter().filter(|l| l["status"] == 401).collect();
-    assert_eq!(refused.len(), 2);
+    assert_eq!(refused.len(), 4);
     assert!(refused.iter().all(|l| l["upstream_status"] == "-" && l["password_id"] == "-"));
     assert!(refused.iter().all(|l| l["outcome"] == "unauthenticated"));
     let get = access.iter().find(|l| l["path"] == "/download").unwrap();
@@ -56,4 +64,16 @@ async fn the_access_log_can_be_switched_off() {
     assert_eq!(Http::h1().get(&server.url("/alice/x"), "alice", &password).await.status, 200);
     let log = server.terminate();
     assert!(log.contains("davgate ready") && !log.contains("davgate::access"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compact_access_lines_escape_line_separators_in_paths() {
+    let backend = Recorder::start().await;
+    let setup = Setup::new(&backend.url());
+    let server = setup.serve_with_log("info");
+    let request = "GET /alice/a\u{2028}FAKE\u{85}b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert!(common::raw(([127, 0, 0, 1], server.port).into(), request.as_bytes()).await.starts_with("HTTP/1.1 401"));
+    let log = server.terminate();
+    assert!(log.contains("davgate::access"), "{log}");
+    assert!(!log.contains('\u{2028}') && !log.contains('\u{85}'), "escaped:\n{log}");
 }

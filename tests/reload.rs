@@ -104,6 +104,29 @@ async fn a_reload_applies_to_open_connections_and_new_tls_handshakes() {
     assert!(connect(port, &second.0).await.is_ok());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_is_checked_with_the_keys_that_keep_their_old_value() {
+    let backend = Recorder::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |server: &str| {
+        let text = config_text(&backend.url(), &dir.path().join("store"), Extra { server, ..Extra::default() });
+        Config::parse(&text.replace("127.0.0.1:0", "0.0.0.0:0"), "test.toml")
+    };
+    let behind_proxy = config("trusted_proxies = [\"10.0.0.1/32\"]").unwrap();
+    let gate = Gate::start_config(behind_proxy, tempfile::tempdir().unwrap()).await;
+    // On its own the new file is fine (loopback, no proxy needed), but the
+    // public listen address stays until a restart: plain HTTP in the open.
+    let mut alone = config("").unwrap_err().problems.join("");
+    assert!(alone.contains("server.listen: plain HTTP"), "{alone}");
+    let mut new = config("trusted_proxies = [\"10.0.0.1/32\"]").unwrap();
+    new.server.listen = "127.0.0.1:0".parse().unwrap();
+    new.server.trusted_proxies.clear();
+    let refused = gate.app.reload(new).unwrap_err().to_string();
+    assert!(refused.contains("server.listen: plain HTTP"), "{refused}");
+    assert_eq!(gate.app.config().server.trusted_proxies.len(), 1, "nothing changed");
+    alone.clear();
+}
+
 fn wait_for_log(log: &Path, needle: &str, count: usize) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -71,7 +71,9 @@ async fn bearer_caller<B>(app: &App, req: &Request<B>) -> Result<Caller, ApiErro
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")))
+        .map(|(_, token)| token)
         .ok_or_else(unauthorized)?;
     match tokens::verify(app.store.as_ref(), presented.trim()).await {
         Ok(Some(token)) => Ok(Caller { actor: format!("token:{}", token.id), may_manage_tokens: false }),

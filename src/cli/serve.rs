@@ -7,7 +7,7 @@ use davgate::{App, Listeners};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
@@ -21,7 +21,16 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
         Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("admin.listen: cannot bind {addr}"))?),
         None => None,
     };
+    let admin_tls = match &config.admin.tls {
+        Some(t) => Some(davgate::server::tls::acceptor(t, "admin.tls")?),
+        None => None,
+    };
     let admin_socket = davgate::admin::socket::bind(&config.admin_socket())?;
+    // Handlers exist before "ready": a signal sent at once must not find
+    // the default action (which would end the process).
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let app = App::new(config, store)?;
     let config = app.config();
     tracing::info!(
@@ -33,8 +42,6 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     );
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
@@ -42,8 +49,8 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop.send(true);
     });
-    tokio::spawn(reload_on_sighup(app.clone(), path));
-    let listeners = Listeners { gateway, admin_socket: Some(admin_socket), admin_tcp };
+    tokio::spawn(reload_on_sighup(app.clone(), path, hup));
+    let listeners = Listeners { gateway, admin_socket: Some(admin_socket), admin_tcp, admin_tls };
     davgate::run(app, listeners, stopped).await?;
     tracing::info!("stopped");
     Ok(())
@@ -51,8 +58,7 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
 
 /// Each SIGHUP re-reads `path`. A file with any problem changes nothing:
 /// the problems are logged and the running config stays.
-async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
-    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+async fn reload_on_sighup(app: Arc<App>, path: PathBuf, mut hup: Signal) {
     while hup.recv().await.is_some() {
         let applied = Config::load(&path).map_err(|e| e.problems.join("; ")).and_then(|new| {
             let checked = tokio::task::block_in_place(|| app.reload(new));

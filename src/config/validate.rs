@@ -5,7 +5,7 @@ use super::Config;
 
 impl Config {
     /// Checks what serde cannot: each entry is `key: what is wrong, how to fix`.
-    pub(super) fn validate(&self) -> Vec<String> {
+    pub(crate) fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
         let listen_ip = self.server.listen.ip();
         if self.server.tls.is_none() && !listen_ip.is_loopback() && self.server.trusted_proxies.is_empty() {

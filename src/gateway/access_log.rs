@@ -75,7 +75,8 @@ impl LoggedBody {
         tracing::info!(
             target: "davgate::access",
             method = %f.method,
-            path = %f.path,
+            // A `&str` field is escaped (Unicode line separators included).
+            path = f.path.as_str(),
             status = f.status,
             user = f.seen.user.as_deref().unwrap_or("-"),
             password_id = f.seen.password_id.as_deref().unwrap_or("-"),

@@ -110,26 +110,27 @@ impl Gateway {
         let client_ip = self.client_ip(&req, peer.addr.ip());
         seen.client_ip = Some(client_ip);
         let creds = credentials::basic(req.headers()).ok_or(GatewayError::Unauthorized)?;
+        let claimed = loggable_user(&creds.user);
         if self.access_log {
-            seen.user = Some(creds.user.clone());
+            seen.user = Some(claimed.to_string());
         }
         let grant = match self.verifier.verify(&creds.user, creds.password.expose(), client_ip).await {
             Ok(g) => g,
             Err(VerifyError::StoreUnavailable) => return Err(GatewayError::StoreUnavailable),
             Err(VerifyError::Busy) => return Err(GatewayError::Busy),
             Err(VerifyError::Throttled(retry_after)) => {
-                tracing::info!(target: "davgate::auth", user = %creds.user, ip = %client_ip, "throttled");
+                tracing::info!(target: "davgate::auth", user = claimed, ip = %client_ip, "throttled");
                 return Err(GatewayError::TooManyAttempts { retry_after_secs: retry_after.as_secs().max(1) });
             }
             Err(why) => {
-                tracing::info!(target: "davgate::auth", user = %creds.user, ip = %client_ip, reason = %why, "auth failure");
+                tracing::info!(target: "davgate::auth", user = claimed, ip = %client_ip, reason = %why, "auth failure");
                 return Err(GatewayError::Unauthorized);
             }
         };
         scope::Target::of(&req, client_ip)
             .and_then(|target| self.rules.check(&grant.scope, &grant.user, &target))
             .inspect_err(|why| {
-                tracing::info!(target: "davgate::auth", user = %grant.user, password_id = %grant.password_id,
+                tracing::info!(target: "davgate::auth", user = grant.user.as_str(), password_id = %grant.password_id,
                     method = %req.method(), reason = %why, "out of scope");
             })?;
         if self.access_log {
@@ -154,6 +155,13 @@ impl Gateway {
         self.metrics.upstream_duration.observe(sent.elapsed().as_secs_f64());
         res
     }
+}
+
+/// A claimed (unverified) user name as it may be logged: people type their
+/// password into the user field, so anything shaped like a davgate password
+/// is never written. A `&str` field is escaped by every log format.
+fn loggable_user(claimed: &str) -> &str {
+    if crate::password::parse(claimed).is_some() { "<redacted: looks like a password>" } else { claimed }
 }
 
 /// The host the client asked for: the request target's authority when it

@@ -78,6 +78,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_activity(&self, ids: &[AppPasswordId]) -> StoreResult<Vec<Option<Activity>>>;
 
     async fn append_event(&self, event: &Event) -> StoreResult<()>;
+    /// Replaces `password` (now marked expiry-recorded) and appends its
+    /// `expired` event in one atomic write: never one without the other.
+    async fn record_expiry(&self, password: &AppPassword, event: &Event) -> StoreResult<()>;
     /// Newest first, filtered and paged as `query` says.
     async fn list_events(&self, query: &EventQuery) -> StoreResult<Vec<Event>>;
 

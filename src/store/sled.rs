@@ -302,6 +302,25 @@ impl Store for SledStore {
         self.durable().await
     }
 
+    async fn record_expiry(&self, password: &AppPassword, event: &Event) -> StoreResult<()> {
+        let seq = self.db.generate_id().map_err(io)?.to_be_bytes();
+        let key = user_key(&event.user, &seq);
+        let (record, value) = (encode(password), encode(event));
+        (&self.passwords, &self.events, &self.event_log)
+            .transaction(|(passwords, events, event_log)| {
+                // A password removed meanwhile stays removed.
+                if passwords.get(password.id.as_bytes())?.is_none() {
+                    return Ok(());
+                }
+                passwords.insert(password.id.as_bytes(), record.as_slice())?;
+                events.insert(key.as_slice(), value.as_slice())?;
+                event_log.insert(&seq, key.as_slice())?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(from_tx)?;
+        self.durable().await
+    }
+
     async fn list_events(&self, query: &EventQuery) -> StoreResult<Vec<Event>> {
         match &query.user {
             Some(user) => self.page_events(self.events.scan_prefix(user_prefix(user)).keys().rev(), query),

@@ -66,7 +66,7 @@ async fn page(accounts: &Accounts, user: Option<String>, params: EventParams) ->
     let mut events = accounts.events(&query).await?;
     let more = events.len() > paging.limit;
     events.truncate(paging.limit);
-    let next_offset = more.then_some(paging.offset + paging.limit);
+    let next_offset = more.then(|| paging.offset.saturating_add(paging.limit));
     Ok((StatusCode::OK, to_json(&EventPage { events, next_offset })))
 }
 

@@ -147,27 +147,35 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<crate::error::BoxError>,
 {
-    let bytes = Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request("bad_body", format!("cannot read the body: {e}")))?
-        .to_bytes();
+    let bytes = Limited::new(body, MAX_BODY).collect().await.map_err(|e| {
+        let e: crate::error::BoxError = e;
+        if e.is::<http_body_util::LengthLimitError>() {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is over {MAX_BODY} bytes"))
+        } else {
+            ApiError::bad_request("bad_body", one_line(&format!("cannot read the body: {e}")))
+        }
+    })?;
+    let bytes = bytes.to_bytes();
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let message = if field == "." { e.inner().to_string() } else { format!("{field}: {}", e.inner()) };
-        ApiError::bad_request("bad_json", message)
-    })
+    serde_path_to_error::deserialize(de).map_err(|e| ApiError::bad_request("bad_json", located(&e)))
+}
+
+/// `field: problem`, on one line (a value quoted in a message may hold
+/// control characters).
+fn located<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> String {
+    let field = e.path().to_string();
+    let message = if field == "." { e.inner().to_string() } else { format!("{field}: {}", e.inner()) };
+    one_line(&message)
+}
+
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// Parses the query string; an unknown or bad parameter is `400` naming it.
 fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.unwrap_or("").as_bytes()));
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let message = if field == "." { e.inner().to_string() } else { format!("{field}: {}", e.inner()) };
-        ApiError::bad_request("bad_query", message)
-    })
+    serde_path_to_error::deserialize(de).map_err(|e| ApiError::bad_request("bad_query", located(&e)))
 }
 
 fn decode_segment(segment: &str) -> Result<String, ApiError> {

@@ -5,6 +5,7 @@
 use super::{ApiError, ApiResult, ErrorBody, Paging, to_json};
 use crate::accounts::{Accounts, NewPassword, PasswordFilter, PasswordView, parse_expiry};
 use crate::gateway::scope::Scope;
+use crate::secret::Secret;
 use crate::store::model::unix_now;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -34,8 +35,8 @@ pub struct CreatedPassword {
     #[serde(flatten)]
     pub view: PasswordView,
     /// The app password. It is in this response only and never again.
-    #[schema(example = "abcde-fghjk-mnpqr-stuvw-xyz23")]
-    pub password: String,
+    #[schema(value_type = String, example = "abcde-fghjk-mnpqr-stuvw-xyz23")]
+    pub password: Secret<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -110,7 +111,7 @@ pub async fn create(accounts: &Accounts, user: &str, body: NewPasswordBody, acto
     let expires = body.expires.as_deref().map(|e| parse_expiry(e, unix_now())).transpose()?;
     let new = NewPassword { name: body.name, scope: body.scope, expires };
     let created = accounts.create_password(user, new, actor).await?;
-    let body = CreatedPassword { view: created.view, password: created.password.expose().clone() };
+    let body = CreatedPassword { view: created.view, password: created.password };
     Ok((StatusCode::CREATED, to_json(&body)))
 }
 

@@ -4,6 +4,7 @@
 use super::{ApiError, ApiResult, ErrorBody, to_json};
 use crate::accounts::Accounts;
 use crate::admin::tokens::{self, TokenView};
+use crate::secret::Secret;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -25,7 +26,8 @@ pub struct CreatedToken {
     #[serde(flatten)]
     pub view: TokenView,
     /// The bearer token. It is in this response only and never again.
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: Secret<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/admin-tokens", tag = "admin-tokens",
@@ -41,7 +43,7 @@ pub async fn create(accounts: &Accounts, body: NewToken) -> ApiResult {
         tokens::TokenError::Invalid(why) => ApiError::bad_request("invalid", why),
         tokens::TokenError::Store(e) => e.into(),
     })?;
-    Ok((StatusCode::CREATED, to_json(&CreatedToken { view, token: token.expose().clone() })))
+    Ok((StatusCode::CREATED, to_json(&CreatedToken { view, token })))
 }
 
 #[utoipa::path(delete, path = "/api/v1/admin-tokens/{id}", tag = "admin-tokens", params(("id" = String, Path)),
