@@ -357,3 +357,56 @@ impl Store for SledStore {
         self.writes.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::model::EventKind;
+
+    fn event(user: &str, at: u64) -> Event {
+        Event {
+            at,
+            user: user.into(),
+            kind: EventKind::UserCreated,
+            password_id: None,
+            actor: "t".into(),
+            detail: None,
+        }
+    }
+
+    fn everyone(limit: usize) -> EventQuery {
+        EventQuery { limit, ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn global_events_follow_removals_and_are_indexed_for_old_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        {
+            let store = SledStore::open(&path, 8).unwrap();
+            for (user, at) in [("alice", 1), ("bob", 2), ("alice", 3)] {
+                store.append_event(&event(user, at)).await.unwrap();
+            }
+            let times: Vec<u64> = store.list_events(&everyone(10)).await.unwrap().iter().map(|e| e.at).collect();
+            assert_eq!(times, [3, 2, 1], "newest first across users");
+            // A store written before the global index existed.
+            store.event_log.clear().unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = SledStore::open(&path, 8).unwrap();
+        assert_eq!(store.list_events(&everyone(10)).await.unwrap().len(), 3, "the index is rebuilt at open");
+        store
+            .insert_user(&User {
+                name: "alice".into(),
+                state: super::super::model::UserState::Active,
+                app_access: true,
+                created: 0,
+            })
+            .await
+            .unwrap();
+        assert!(store.remove_user("alice").await.unwrap());
+        let left: Vec<String> = store.list_events(&everyone(10)).await.unwrap().into_iter().map(|e| e.user).collect();
+        assert_eq!(left, ["bob"], "a removed user's history leaves the global listing too");
+        assert_eq!(store.event_log.len(), 1);
+    }
+}
