@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite and the demo need, idempotently:
-# Debian packages (litmus, python3-venv) and a project-local Python venv
-# with Radicale, WsgiDAV and the python caldav client.
+# Debian packages (litmus, python3-venv, apache2-bin and systemd for the
+# deploy recipes' tests), a project-local Python venv (.venv) with Radicale,
+# WsgiDAV and the python caldav client, and .venv-schemathesis.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"

@@ -219,6 +219,8 @@ async fn every_api_operation_has_a_cli_command_with_json_output() {
         assert!(table.contains("USER") && table.contains("old phone") && table.contains("laptop"), "{table}");
         assert_eq!(json(&["password", "revoke", alice, id])["status"], "revoked");
         assert_eq!(json(&["password", "list", "--all", "--status", "revoked"])["total"], 1);
+        assert_eq!(json(&["password", "list", "--all", "--user", alice])["total"], 2);
+        assert_eq!(json(&["password", "list", "--all", "--user", "nobody"])["total"], 0);
         assert_eq!(json(&["password", "revoke-all", alice])["revoked"], 1);
 
         let history = json(&["events", alice, "--kind", "password-renamed,password-revoked"]);

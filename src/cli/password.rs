@@ -39,6 +39,9 @@ pub enum PasswordCommand {
         /// Every user's passwords, with the filters below
         #[arg(long)]
         all: bool,
+        /// With --all: only this user's passwords
+        #[arg(long = "user", value_name = "USER", conflicts_with = "user")]
+        only_user: Option<String>,
         #[arg(long, value_enum, conflicts_with = "user")]
         status: Option<Status>,
         /// Only active passwords expiring within this time, e.g. 7d
@@ -140,13 +143,14 @@ pub async fn run(command: PasswordCommand, api: &AdminClient, json: bool) -> any
             let list = api.call(Method::GET, &format!("{}/passwords", user_path(&user)), None).await?;
             emit(json, &list, || print_passwords(list.as_array().map(Vec::as_slice).unwrap_or_default(), false));
         }
-        PasswordCommand::List { user: None, status, expiring_within, limit, offset, .. } => {
+        PasswordCommand::List { user: None, only_user, status, expiring_within, limit, offset, .. } => {
             let status = status.map(|s| match s {
                 Status::Active => "active".to_string(),
                 Status::Revoked => "revoked".to_string(),
                 Status::Expired => "expired".to_string(),
             });
             let query = output::query(&[
+                ("user", only_user),
                 ("status", status),
                 ("expiring_within", expiring_within),
                 ("limit", Some(limit.to_string())),

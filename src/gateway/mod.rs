@@ -127,15 +127,15 @@ impl Gateway {
                 return Err(GatewayError::Unauthorized);
             }
         };
+        if self.access_log {
+            seen.password_id = Some(grant.password_id.clone());
+        }
         scope::Target::of(&req, client_ip)
             .and_then(|target| self.rules.check(&grant.scope, &grant.user, &target))
             .inspect_err(|why| {
                 tracing::info!(target: "davgate::auth", user = grant.user.as_str(), password_id = %grant.password_id,
                     method = %req.method(), reason = %why, "out of scope");
             })?;
-        if self.access_log {
-            seen.password_id = Some(grant.password_id.clone());
-        }
         let user_agent = req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
         self.activity.record(&grant.password_id, client_ip, user_agent);
 

@@ -142,7 +142,8 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub password_id: Option<AppPasswordId>,
-    /// Who did it: `cli`, `admin-api`, `user`.
+    /// Who did it: `cli`, `admin-socket`, `token:<id>` (TCP admin API),
+    /// `expiry` (the sweep).
     pub actor: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
