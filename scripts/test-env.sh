@@ -28,23 +28,18 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-stamp="$venv/.davgate-reqs"
-reqs="$root/scripts/requirements-test.txt"
-if [ ! -f "$stamp" ] || ! cmp -s "$stamp" "$reqs"; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -r "$reqs"
-  cp "$reqs" "$stamp"
-fi
+# (Re)creates venv $1 from requirements file $2 when the file changed.
+make_venv() {
+  local dir=$1 reqs=$2
+  if [ ! -f "$dir/.davgate-reqs" ] || ! cmp -s "$dir/.davgate-reqs" "$reqs"; then
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --upgrade pip
+    "$dir/bin/pip" install -q -r "$reqs"
+    cp "$reqs" "$dir/.davgate-reqs"
+  fi
+}
 
+make_venv "$venv" "$root/scripts/requirements-test.txt"
 # Schemathesis gets a venv of its own: the caldav client's niquests replaces
 # urllib3 in the shared venv, which breaks schemathesis's requests.
-st_venv="$root/.venv-schemathesis"
-st_reqs="$root/scripts/requirements-schemathesis.txt"
-st_stamp="$st_venv/.davgate-reqs"
-if [ ! -f "$st_stamp" ] || ! cmp -s "$st_stamp" "$st_reqs"; then
-  python3 -m venv "$st_venv"
-  "$st_venv/bin/pip" install -q --upgrade pip
-  "$st_venv/bin/pip" install -q -r "$st_reqs"
-  cp "$st_reqs" "$st_stamp"
-fi
+make_venv "$root/.venv-schemathesis" "$root/scripts/requirements-schemathesis.txt"

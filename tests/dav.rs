@@ -11,31 +11,13 @@ use common::{Gate, Http, all, services};
 const RADICALE_SERVICES: &str =
     "[services]\ncaldav = [\"/{user}/\"]\ncarddav = [\"/{user}/\"]\nfiles = [\"/files/{user}/\"]\n";
 
-async fn python(script: &'static str, args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        backends::run_python(script, &args)
-    })
-    .await
-    .unwrap()
-}
-
-fn assert_success(out: &std::process::Output, log: &str) {
-    assert!(
-        out.status.success(),
-        "stdout:\n{}\nstderr:\n{}\nbackend log:\n{log}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn caldav_scoped_password_runs_the_python_caldav_flow_and_stays_in_scope() {
     let radicale = Radicale::start();
     let gate = Gate::start_with(&radicale.url, Extra { sections: RADICALE_SERVICES, ..Extra::default() }).await;
     let pw = gate.password("alice", services(&["caldav"])).await;
-    let out = python("caldav_flow.py", vec![gate.url("/"), "alice".into(), pw.clone()]).await;
-    assert_success(&out, &radicale.log());
+    let out = backends::run_client("caldav_flow.py", vec![gate.url("/"), "alice".into(), pw.clone()]).await;
+    backends::assert_client_ok(&out, &radicale.log());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("well-known"), "discovery went through /.well-known/caldav:\n{stdout}");
 
@@ -54,10 +36,10 @@ async fn caldav_flow_with_an_unscoped_password_and_wrong_password_fails() {
     let radicale = Radicale::start();
     let gate = Gate::start(&radicale.url).await;
     let pw = gate.password("alice", all()).await;
-    let out = python("caldav_flow.py", vec![gate.url("/"), "alice".into(), pw.clone()]).await;
-    assert_success(&out, &radicale.log());
+    let out = backends::run_client("caldav_flow.py", vec![gate.url("/"), "alice".into(), pw.clone()]).await;
+    backends::assert_client_ok(&out, &radicale.log());
     let wrong = format!("{}-22222-22222-22222-22222", &pw[..5]);
-    let out = python("caldav_flow.py", vec![gate.url("/"), "alice".into(), wrong]).await;
+    let out = backends::run_client("caldav_flow.py", vec![gate.url("/"), "alice".into(), wrong]).await;
     assert!(!out.status.success(), "a wrong password must not sync");
 }
 
@@ -66,8 +48,10 @@ async fn carddav_contact_put_and_report_through_davgate() {
     let radicale = Radicale::start();
     let gate = Gate::start_with(&radicale.url, Extra { sections: RADICALE_SERVICES, ..Extra::default() }).await;
     let pw = gate.password("alice", services(&["carddav"])).await;
-    let out = python("carddav_flow.py", vec![gate.url("/"), "alice".into(), pw, gate.url("/alice/contacts/")]).await;
-    assert_success(&out, &radicale.log());
+    let out =
+        backends::run_client("carddav_flow.py", vec![gate.url("/"), "alice".into(), pw, gate.url("/alice/contacts/")])
+            .await;
+    backends::assert_client_ok(&out, &radicale.log());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -38,24 +38,6 @@ async fn bare(http: &Http, method: &str, url: &str, headers: &[(&str, &str)]) ->
     http.send(req.body(Full::new(Bytes::new())).unwrap()).await.status.as_u16()
 }
 
-async fn python(script: &'static str, args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        backends::run_python(script, &args)
-    })
-    .await
-    .unwrap()
-}
-
-fn assert_flow(out: &std::process::Output, log: &str) {
-    assert!(
-        out.status.success(),
-        "stdout:\n{}\nstderr:\n{}\nbackend log:\n{log}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 const PROPFIND_DEPTH_1: [(&str, &str); 1] = [("depth", "1")];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -156,10 +138,12 @@ async fn radicale_recipe_and_deploy_config_sync_calendars_and_contacts_through_d
     let config = recipes::deploy_config("davgate.toml", &radicale.server.url, dir.path());
     let gate = Gate::start_config(config, dir).await;
     let pw = gate.password("alice", services(&["caldav", "carddav"])).await;
-    let out = python("caldav_flow.py", vec![gate.url("/"), "alice".into(), pw.clone()]).await;
-    assert_flow(&out, &radicale.server.log());
-    let out = python("carddav_flow.py", vec![gate.url("/"), "alice".into(), pw, gate.url("/alice/contacts/")]).await;
-    assert_flow(&out, &radicale.server.log());
+    let out = backends::run_client("caldav_flow.py", vec![gate.url("/"), "alice".into(), pw.clone()]).await;
+    backends::assert_client_ok(&out, &radicale.server.log());
+    let out =
+        backends::run_client("carddav_flow.py", vec![gate.url("/"), "alice".into(), pw, gate.url("/alice/contacts/")])
+            .await;
+    backends::assert_client_ok(&out, &radicale.server.log());
     gate.stop().await;
 }
 

@@ -192,6 +192,26 @@ pub fn run_python(script: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("run {}: {e}", path.display()))
 }
 
+/// [`run_python`] off the async runtime's threads.
+pub async fn run_client(script: &'static str, args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_python(script, &args)
+    })
+    .await
+    .unwrap()
+}
+
+/// Fails with the client's output and the backend's log.
+pub fn assert_client_ok(out: &Output, backend_log: &str) {
+    assert!(
+        out.status.success(),
+        "stdout:\n{}\nstderr:\n{}\nbackend log:\n{backend_log}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[derive(Debug)]
 pub struct LitmusResult {
     pub passed: u32,
