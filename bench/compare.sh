@@ -53,16 +53,10 @@ if has_phase propfind && ! "$VENV_PY" -c 'import wsgidav, cheroot' >/dev/null 2>
 fi
 build_davgate
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/davgate-compare.XXXXXX")
+make_workdir compare
 # PUT bodies land on tmpfs when there is one, so the disk is not measured.
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then SINK=$(mktemp -d /dev/shm/davgate-compare.XXXXXX); else SINK="$WORK/sink"; fi
-cleanup() {
-  stop_all
-  if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  rm -rf "$SINK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+CLEANUP_DIRS+=("$SINK")
 mkdir -p "$WORK"/{www,dav,wrk,tls} "$SINK"/{put,tmp}
 log "work dir $WORK"
 

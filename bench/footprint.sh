@@ -39,13 +39,7 @@ build_davgate
 
 # On disk, not tmpfs: write_bytes in /proc/<pid>/io counts page-cache writes
 # to real files only.
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/davgate-footprint.XXXXXX")
-cleanup() {
-  stop_all
-  if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir footprint
 log "work dir $WORK"
 
 # --- the store generator --------------------------------------------------------

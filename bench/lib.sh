@@ -85,6 +85,23 @@ stop_all() {
   STARTED_PIDS=()
 }
 
+# Extra directories removed on exit (besides $WORK).
+CLEANUP_DIRS=()
+
+# Creates this run's temp dir as $WORK; on exit every started process is
+# stopped and $WORK removed (kept with KEEP=1), with CLEANUP_DIRS.
+make_workdir() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/davgate-$1.XXXXXX")
+  trap remove_workdir EXIT
+  trap 'exit 130' INT TERM
+}
+
+remove_workdir() {
+  stop_all
+  if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+  if [ ${#CLEANUP_DIRS[@]} -gt 0 ]; then rm -rf "${CLEANUP_DIRS[@]}"; fi
+}
+
 # family PID: the pid and its direct children (nginx: master and workers).
 family() {
   echo "$1"

@@ -25,13 +25,7 @@ FREQ=${FREQ:-999}
 ensure_packages wrk:wrk nginx:nginx curl:curl python3:python3 perf:linux-perf
 build_davgate
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/davgate-profile.XXXXXX")
-cleanup() {
-  stop_all
-  if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir profile
 
 mkdir -p "$WORK/www" "$WORK/davgate"
 head -c 200 /dev/zero | tr '\0' 'x' >"$WORK/www/static.txt"
