@@ -6,8 +6,9 @@
 //! Listings merge the in-memory records so "last activity" is live.
 
 use crate::password::AppPasswordId;
-use crate::store::model::{Activity, unix_now};
+use crate::store::model::{Activity, Event, EventKind, unix_now};
 use crate::store::{Store, StoreResult};
+use crate::web::client_label::client_label;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -71,7 +72,14 @@ impl ActivityRecorder {
         if batch.is_empty() {
             return Ok(0);
         }
-        match store.record_activity(&batch).await {
+        let events = match new_clients(store, &batch).await {
+            Ok(events) => events,
+            Err(e) => {
+                self.put_back(batch);
+                return Err(e);
+            }
+        };
+        match store.record_activity(&batch, &events).await {
             Ok(()) => {
                 let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
                 let n = batch.len();
@@ -79,12 +87,18 @@ impl ActivityRecorder {
                 Ok(n)
             }
             Err(e) => {
-                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                for (id, a) in batch {
-                    pending.entry(id).or_insert(a);
-                }
+                self.put_back(batch);
                 Err(e)
             }
+        }
+    }
+
+    /// Returns an unwritten batch, so the next flush retries it; newer
+    /// records taken meanwhile win.
+    fn put_back(&self, batch: Vec<(AppPasswordId, Activity)>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, a) in batch {
+            pending.entry(id).or_insert(a);
         }
     }
 
@@ -95,6 +109,30 @@ impl ActivityRecorder {
             (s, m) => s.or(m),
         }
     }
+}
+
+/// A `new-client` event for each password whose client (as a person would
+/// name it) differs from the one stored: its first use, or a new app.
+async fn new_clients(store: &dyn Store, batch: &[(AppPasswordId, Activity)]) -> StoreResult<Vec<Event>> {
+    let ids: Vec<AppPasswordId> = batch.iter().map(|(id, _)| id.clone()).collect();
+    let stored = store.get_activity(&ids).await?;
+    let mut events = Vec::new();
+    for ((id, new), old) in batch.iter().zip(stored) {
+        let label = client_label(new.user_agent.as_deref().unwrap_or(""));
+        if old.is_some_and(|o| client_label(o.user_agent.as_deref().unwrap_or("")) == label) {
+            continue;
+        }
+        let Some(password) = store.get_password(id).await? else { continue };
+        events.push(Event {
+            at: new.at,
+            user: password.user,
+            kind: EventKind::NewClient,
+            password_id: Some(id.clone()),
+            actor: "user".into(),
+            detail: Some(format!("{label}, from {}", new.ip)),
+        });
+    }
+    Ok(events)
 }
 
 fn truncate(s: &str, max: usize) -> &str {

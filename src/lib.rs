@@ -33,12 +33,14 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod logins;
 pub mod metrics;
 pub mod password;
 pub mod reload;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod web;
 
 use accounts::Accounts;
 use activity::ActivityRecorder;
@@ -69,6 +71,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The gateway and TLS acceptor the listener uses, swapped on reload.
     pub live: Arc<server::Live>,
+    /// Sessions, login flows and the sign-in throttle of the page.
+    pub web: Arc<web::WebState>,
 }
 
 /// The sockets one instance serves.
@@ -109,7 +113,9 @@ impl App {
         let throttle = gateway::throttle::Throttle::new(config.throttle.clone());
         let verifier =
             Arc::new(Verifier::new(store.clone(), cache.clone(), pool, throttle, &hash_params, metrics.clone()));
-        let gateway = build_gateway(&config, &verifier, &activity, &metrics)?;
+        let logins = Arc::new(logins::Logins::new(accounts.clone(), hash_params.clone(), "davgate"));
+        let web = Arc::new(web::WebState::new(&config, logins));
+        let gateway = build_gateway(&config, &verifier, &activity, &metrics, &accounts, &web)?;
         let tls = match &config.server.tls {
             Some(t) => Some(ArcSwap::from_pointee(server::tls::acceptor(t, "server.tls")?)),
             None => None,
@@ -124,6 +130,7 @@ impl App {
             verifier,
             metrics,
             live,
+            web,
         }))
     }
 
@@ -150,7 +157,8 @@ impl App {
         if !problems.is_empty() {
             anyhow::bail!("with the keys that need a restart kept: {}", problems.join("; "));
         }
-        let gateway = build_gateway(&effective, &self.verifier, &self.activity, &self.metrics)?;
+        let gateway =
+            build_gateway(&effective, &self.verifier, &self.activity, &self.metrics, &self.accounts, &self.web)?;
         let tls = match (&self.live.tls, &effective.server.tls) {
             (Some(_), Some(t)) => Some(server::tls::acceptor(t, "server.tls")?),
             _ => None,
@@ -178,7 +186,19 @@ fn build_gateway(
     verifier: &Arc<Verifier>,
     activity: &Arc<ActivityRecorder>,
     metrics: &Arc<Metrics>,
+    accounts: &Arc<Accounts>,
+    web_state: &Arc<web::WebState>,
 ) -> anyhow::Result<Gateway> {
+    let web = match config.web.enabled {
+        true => Some(web::Web {
+            config: config.web.clone(),
+            state: web_state.clone(),
+            accounts: accounts.clone(),
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            collections: web::collections::Lister::new(&config.upstream, &config.services)?,
+        }),
+        false => None,
+    };
     Ok(Gateway {
         verifier: verifier.clone(),
         rules: ScopeRules::new(config.services.clone(), config.discovery.paths.clone()),
@@ -190,6 +210,7 @@ fn build_gateway(
         challenge: error::basic_challenge(&config.server.realm),
         metrics: metrics.clone(),
         access_log: config.log.access,
+        web,
     })
 }
 

@@ -4,7 +4,7 @@
 //! discovery, policy, realm, trusted proxies, the TLS certificate, the
 //! access-log switch) applies to the next request. What is bound or sized
 //! at start (listen addresses, store, hashing, caches, throttle, timeouts,
-//! log format) keeps its old value until a restart, and is named so the
+//! log format, session lifetimes) keeps its old value until a restart, and is named so the
 //! operator knows.
 
 use crate::config::Config;
@@ -41,6 +41,8 @@ pub fn effective(old: &Config, new: Config) -> (Config, Vec<&'static str>) {
     keep!(expiry, "expiry");
     keep!(log.format, "log.format");
     keep!(log.level, "log.level");
+    keep!(web.session_idle, "web.session_idle");
+    keep!(web.session_max, "web.session_max");
     (effective, needs_restart)
 }
 

@@ -207,6 +207,18 @@ async fn every_api_operation_has_a_cli_command_with_json_output() {
         assert_eq!(json(&["user", "enable", alice])["state"], "active");
         assert_eq!(json(&["user", "list", "--filter", alice])["total"], 1);
 
+        let set = setup.run_with_stdin(&["user", "set-password", alice, "--json"], "correct horse battery\n");
+        assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+        assert_eq!(serde_json::from_slice::<Value>(&set.stdout).unwrap()["revoked"], 0);
+        let short = setup.run_with_stdin(&["user", "set-password", alice], "short\n");
+        assert_eq!(short.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&short.stderr).contains("10 to 256 characters"));
+        let empty = setup.run_with_stdin(&["user", "set-password", alice], "");
+        assert!(String::from_utf8_lossy(&empty.stderr).contains("no password on standard input"));
+        assert_eq!(json(&["user", "reset-totp", alice])["removed"], false);
+        let changed = json(&["events", alice, "--kind", "login-password-changed"]);
+        assert_eq!(changed["events"].as_array().unwrap().len(), 1);
+
         let created = json(&["password", "create", alice, "--name", "phone", "--expires", "3d"]);
         let id = created["id"].as_str().unwrap();
         json(&["password", "create", alice, "--name", "laptop"]);

@@ -37,6 +37,7 @@ fn the_document_is_openapi_3_1_and_lists_every_operation() {
         "DELETE /api/v1/admin-tokens/{id}",
         "DELETE /api/v1/users/{user}",
         "DELETE /api/v1/users/{user}/passwords/{id}",
+        "DELETE /api/v1/users/{user}/totp",
         "GET /api/v1/admin-tokens",
         "GET /api/v1/events",
         "GET /api/v1/health",
@@ -53,6 +54,7 @@ fn the_document_is_openapi_3_1_and_lists_every_operation() {
         "POST /api/v1/users",
         "POST /api/v1/users/{user}/passwords",
         "POST /api/v1/users/{user}/passwords/revoke-all",
+        "PUT /api/v1/users/{user}/login-password",
     ];
     assert_eq!(operations, expected);
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
@@ -97,7 +99,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "schemathesis found problems:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("Tested: 19"), "every operation was exercised:\n{stdout}");
+    assert!(stdout.contains("Tested: 21"), "every operation was exercised:\n{stdout}");
     let log = server.terminate();
     assert!(!log.contains("panicked"), "{log}");
 }

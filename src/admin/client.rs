@@ -2,6 +2,7 @@
 //! or by calling the handler in-process on a store it opens itself.
 
 use crate::accounts::Accounts;
+use crate::logins::Logins;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 pub enum AdminClient {
     Socket(PathBuf),
-    InProcess(Arc<Accounts>),
+    InProcess(Arc<Accounts>, Arc<Logins>),
 }
 
 /// An API error as the CLI shows it.
@@ -40,8 +41,8 @@ impl AdminClient {
             .body(Full::new(bytes))
             .expect("valid request parts");
         let (status, body) = match self {
-            AdminClient::InProcess(accounts) => {
-                let res = super::api::handle(accounts, req, &super::api::Caller::local("cli")).await;
+            AdminClient::InProcess(accounts, logins) => {
+                let res = super::api::handle(accounts, logins, req, &super::api::Caller::local("cli")).await;
                 let status = res.status();
                 (status, res.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default())
             }

@@ -3,7 +3,7 @@
 //! document; a test fails when the two disagree, so the committed file is
 //! always what the code serves.
 
-use super::api::{ErrorBody, events, passwords, system, tokens, users};
+use super::api::{ErrorBody, events, logins, passwords, system, tokens, users};
 use crate::accounts::PasswordView;
 use crate::gateway::scope::Scope;
 use crate::store::model::{Activity, Event, EventKind, Revocation, User, UserState};
@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         system::health, system::policy,
         users::list, users::create, users::get, users::update, users::remove,
+        logins::set_password, logins::reset_totp,
         passwords::list, passwords::create, passwords::get, passwords::rename, passwords::revoke,
         passwords::revoke_all, passwords::list_all,
         events::list_for_user, events::list,

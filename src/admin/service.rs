@@ -59,7 +59,7 @@ where
                     }
                 },
             };
-            api::handle(&app.accounts, req, &caller).await
+            api::handle(&app.accounts, &app.web.logins, req, &caller).await
         }
     }
 }

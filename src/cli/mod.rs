@@ -91,7 +91,7 @@ async fn admin_client(config: &Config) -> anyhow::Result<AdminClient> {
         )
     })?;
     let app = davgate::App::new(config.clone(), store)?;
-    Ok(AdminClient::InProcess(app.accounts.clone()))
+    Ok(AdminClient::InProcess(app.accounts.clone(), app.web.logins.clone()))
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -126,7 +126,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let health = api.call(Method::GET, "/health", None).await?;
             let via = match api {
                 AdminClient::Socket(ref path) => format!("server on {}", path.display()),
-                AdminClient::InProcess(_) => "store (no server running)".to_string(),
+                AdminClient::InProcess(..) => "store (no server running)".to_string(),
             };
             output::emit(json, &health, || println!("ok: {via}"));
             Ok(())

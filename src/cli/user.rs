@@ -5,6 +5,7 @@ use clap::{Subcommand, ValueEnum};
 use davgate::admin::client::AdminClient;
 use http::Method;
 use serde_json::{Value, json};
+use zeroize::Zeroize;
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -35,6 +36,12 @@ pub enum UserCommand {
     AppAccess { name: String, state: OnOff },
     /// Remove a user with all their passwords and history
     Remove { name: String },
+    /// Set the login password for the self-service page, read from the
+    /// first line of standard input (never an argument: it would show in `ps`)
+    SetPassword { name: String },
+    /// Remove the user's TOTP second factor (lost phone); they sign in with
+    /// the password alone and may enrol again
+    ResetTotp { name: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -110,6 +117,41 @@ pub async fn run(command: UserCommand, api: &AdminClient, json: bool) -> anyhow:
             let removed = api.call(Method::DELETE, &user_path(&name), None).await?;
             emit(json, &removed, || println!("removed user {name}"));
         }
+        UserCommand::SetPassword { name } => {
+            let password = read_password_line()?;
+            let path = format!("{}/login-password", user_path(&name));
+            let set = api.call(Method::PUT, &path, Some(json!({"password": password.expose()}))).await?;
+            emit(json, &set, || {
+                let revoked = set["revoked"].as_u64().unwrap_or(0);
+                println!("set the login password of {name}");
+                if revoked > 0 {
+                    println!("revoked {revoked} app passwords (policy.revoke_on_password_change)");
+                }
+            });
+        }
+        UserCommand::ResetTotp { name } => {
+            let reset = api.call(Method::DELETE, &format!("{}/totp", user_path(&name)), None).await?;
+            emit(json, &reset, || match reset["removed"].as_bool() {
+                Some(true) => println!("removed the second factor of {name}"),
+                _ => println!("{name} had no second factor"),
+            });
+        }
     }
     Ok(())
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password_line() -> anyhow::Result<davgate::secret::Secret<String>> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        eprint!("login password (shown as you type; or pipe it in): ");
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    line.zeroize();
+    if password.is_empty() {
+        anyhow::bail!("no password on standard input: echo it in, e.g. `davgate user set-password alice < file`");
+    }
+    Ok(davgate::secret::Secret::new(password))
 }

@@ -49,6 +49,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub expiry: ExpiryConfig,
+    #[serde(default)]
+    pub web: WebConfig,
 }
 
 mod sections;

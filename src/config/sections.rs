@@ -189,6 +189,51 @@ pub struct LogConfig {
     pub access: bool,
 }
 
+/// How the self-service page learns who is signing in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WebAuth {
+    /// User name, login password and optional TOTP, checked by davgate.
+    Local,
+    /// The user named by `user_header`, set by an SSO front that is one of
+    /// `server.trusted_proxies`; from anyone else the page is refused.
+    TrustedHeader,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Serve the self-service page (and the Nextcloud login flow) on the
+    /// main listener.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where the page lives; a path of its own, ending in `/`.
+    #[serde(default = "default_web_path")]
+    pub path: String,
+    #[serde(default = "default_web_auth")]
+    pub auth: WebAuth,
+    /// The header an SSO front puts the user in (`auth = "trusted-header"`).
+    #[serde(default = "default_user_header")]
+    pub user_header: String,
+    /// Create users davgate does not know on their first SSO sign-in.
+    #[serde(default)]
+    pub auto_create_users: bool,
+    /// A session ends after this long without a request...
+    #[serde(default = "secs::<1800>", with = "duration")]
+    pub session_idle: Duration,
+    /// ...and this long after sign-in, whatever happens.
+    #[serde(default = "secs::<43200>", with = "duration")]
+    pub session_max: Duration,
+    /// The URL clients use to reach davgate, shown on the page and put in
+    /// setup profiles; default: the scheme and host of the request.
+    #[serde(default, with = "opt_uri")]
+    pub public_url: Option<http::Uri>,
+    /// Nextcloud Login Flow v2 at `/index.php/login/v2`, so DAVx5 and
+    /// Nextcloud-aware clients get an app password without copying it.
+    #[serde(default = "yes")]
+    pub login_flow: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpiryConfig {
@@ -209,6 +254,9 @@ pub struct PolicyConfig {
     /// Longest lifetime a password may get; none = unbounded.
     #[serde(default, with = "opt_duration")]
     pub max_lifetime: Option<Duration>,
+    /// Changing the login password on the page revokes every app password.
+    #[serde(default)]
+    pub revoke_on_password_change: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -243,7 +291,27 @@ impl Default for ActivityConfig {
 }
 impl Default for PolicyConfig {
     fn default() -> Self {
-        Self { max_active_passwords: default_max_active(), default_lifetime: None, max_lifetime: None }
+        Self {
+            max_active_passwords: default_max_active(),
+            default_lifetime: None,
+            max_lifetime: None,
+            revoke_on_password_change: false,
+        }
+    }
+}
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: default_web_path(),
+            auth: default_web_auth(),
+            user_header: default_user_header(),
+            auto_create_users: false,
+            session_idle: secs::<1800>(),
+            session_max: secs::<43200>(),
+            public_url: None,
+            login_flow: true,
+        }
     }
 }
 impl Default for LogConfig {
@@ -262,6 +330,15 @@ impl Default for DiscoveryConfig {
     }
 }
 
+fn default_web_path() -> String {
+    "/account/".into()
+}
+fn default_web_auth() -> WebAuth {
+    WebAuth::Local
+}
+fn default_user_header() -> String {
+    "Remote-User".into()
+}
 fn default_log_format() -> LogFormat {
     LogFormat::Compact
 }
@@ -361,5 +438,13 @@ mod uri {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<http::Uri, D::Error> {
         let s = String::deserialize(d)?;
         s.parse::<http::Uri>().map_err(|e| serde::de::Error::custom(format!("{s:?} is not a URL: {e}")))
+    }
+}
+
+mod opt_uri {
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<http::Uri>, D::Error> {
+        super::uri::deserialize(d).map(Some)
     }
 }

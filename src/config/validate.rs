@@ -44,6 +44,7 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             p.push(format!("log.level: {:?} is not a filter like \"info\" or \"warn,davgate=debug\"", self.log.level));
         }
+        p.extend(self.validate_web());
         if self.expiry.sweep_interval.is_zero() {
             p.push("expiry.sweep_interval: must be longer than 0s".into());
         }
@@ -138,6 +139,41 @@ impl Config {
             if let Err(e) = crate::gateway::scope::check_pattern(pattern) {
                 p.push(format!("discovery.paths: {pattern:?}: {e}"));
             }
+        }
+        p
+    }
+}
+
+impl Config {
+    fn validate_web(&self) -> Vec<String> {
+        let web = &self.web;
+        let mut p = Vec::new();
+        let path_ok = web.path.starts_with('/')
+            && web.path.ends_with('/')
+            && web.path.len() > 1
+            && web.path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
+            && !web.path.contains("//")
+            && !web.path.split('/').any(|s| s == "." || s == "..");
+        if !path_ok {
+            p.push(format!("web.path: {:?} must be a path of its own like \"/account/\" (not \"/\")", web.path));
+        }
+        if web.auth == super::WebAuth::TrustedHeader && self.server.trusted_proxies.is_empty() {
+            p.push(
+                "web.auth: \"trusted-header\" needs server.trusted_proxies (the SSO front's address); \
+                 without it every sign-in is refused"
+                    .into(),
+            );
+        }
+        if http::HeaderName::from_bytes(web.user_header.as_bytes()).is_err() {
+            p.push(format!("web.user_header: {:?} is not a header name", web.user_header));
+        }
+        if web.session_idle.is_zero() || web.session_max < web.session_idle {
+            p.push("web.session_idle: must be longer than 0s and at most web.session_max".into());
+        }
+        if let Some(url) = &web.public_url
+            && (!matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() || url.path() != "/")
+        {
+            p.push(format!("web.public_url: {:?} must be like \"https://dav.example.org\" (no path)", url.to_string()));
         }
         p
     }

@@ -38,6 +38,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Write one `davgate::access` line per request.
     pub access_log: bool,
+    /// The self-service page and login flow, when enabled.
+    pub web: Option<crate::web::Web>,
 }
 
 /// What the request path learnt about a request, for the access log.
@@ -86,6 +88,13 @@ impl Gateway {
     }
 
     pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+        if let Some(web) = &self.web
+            && web.claims(req.uri().path())
+        {
+            let client_ip = self.client_ip(&req, peer.addr.ip());
+            let secure = self.proto(&req, peer) == "https";
+            return web.handle(req, peer, client_ip, secure).await;
+        }
         let start = Instant::now();
         let method = req.method().clone();
         let record = self.access_log.then(|| AccessRecord::begin(&req, start));

@@ -9,7 +9,7 @@ pub mod model;
 pub mod sled;
 
 use crate::password::AppPasswordId;
-use model::{Activity, AdminToken, AppPassword, Event, EventKind, User};
+use model::{Activity, AdminToken, AppPassword, Event, EventKind, Login, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -72,9 +72,10 @@ pub trait Store: Send + Sync + 'static {
     /// recorded yet (the expiry sweep: it must not hold every record).
     async fn list_newly_expired(&self, now: u64) -> StoreResult<Vec<AppPassword>>;
 
-    /// Writes a batch of last-activity records in one durable write; for each
-    /// password the latest time wins.
-    async fn record_activity(&self, batch: &[(AppPasswordId, Activity)]) -> StoreResult<()>;
+    /// Writes a batch of last-activity records, with the `new-client`
+    /// events they caused, in one durable write; for each password the
+    /// latest time wins. Nothing is written for a password removed meanwhile.
+    async fn record_activity(&self, batch: &[(AppPasswordId, Activity)], events: &[Event]) -> StoreResult<()>;
     async fn get_activity(&self, ids: &[AppPasswordId]) -> StoreResult<Vec<Option<Activity>>>;
 
     async fn append_event(&self, event: &Event) -> StoreResult<()>;
@@ -83,6 +84,11 @@ pub trait Store: Send + Sync + 'static {
     async fn record_expiry(&self, password: &AppPassword, event: &Event) -> StoreResult<()>;
     /// Newest first, filtered and paged as `query` says.
     async fn list_events(&self, query: &EventQuery) -> StoreResult<Vec<Event>>;
+
+    /// A user's sign-in secrets, if any were set.
+    async fn get_login(&self, user: &str) -> StoreResult<Option<Login>>;
+    /// Replaces a user's sign-in secrets (removed with the user).
+    async fn put_login(&self, login: &Login) -> StoreResult<()>;
 
     /// Inserts a new admin token; `Conflict` when the id is taken.
     async fn insert_admin_token(&self, token: &AdminToken) -> StoreResult<()>;

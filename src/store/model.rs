@@ -103,10 +103,17 @@ pub enum EventKind {
     PasswordRevoked,
     PasswordsRevokedAll,
     PasswordExpired,
+    /// First request from a client not seen before with that password.
+    NewClient,
+    SignedIn,
+    SignInFailed,
+    LoginPasswordChanged,
+    TotpEnabled,
+    TotpDisabled,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 16] = [
         Self::UserCreated,
         Self::UserDisabled,
         Self::UserEnabled,
@@ -117,7 +124,40 @@ impl EventKind {
         Self::PasswordRevoked,
         Self::PasswordsRevokedAll,
         Self::PasswordExpired,
+        Self::NewClient,
+        Self::SignedIn,
+        Self::SignInFailed,
+        Self::LoginPasswordChanged,
+        Self::TotpEnabled,
+        Self::TotpDisabled,
     ];
+}
+
+/// A user's sign-in secrets for the self-service page, kept apart from
+/// [`User`] so no listing or API response can carry them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    pub user: String,
+    /// argon2id PHC of the login password; `None` until one is set.
+    #[serde(default)]
+    pub password_hash: Option<Secret<String>>,
+    /// The confirmed TOTP second factor, if enrolled.
+    #[serde(default)]
+    pub totp: Option<Totp>,
+    /// When the login password last changed.
+    #[serde(default)]
+    pub changed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totp {
+    /// The shared secret, base32 (RFC 4648, no padding).
+    pub secret: Secret<String>,
+    /// BLAKE3 hex of each unused recovery code (random, high entropy).
+    pub recovery: Vec<Secret<String>>,
+    /// The last accepted time step: a code is never accepted twice.
+    #[serde(default)]
+    pub last_step: u64,
 }
 
 /// A bearer token for the admin API over TCP. Only a hash is kept; the

@@ -15,7 +15,7 @@
 //!   so every account's history can be listed newest first
 //! - `admin_tokens`: id → AdminToken
 
-use super::model::{Activity, AdminToken, AppPassword, Event, User};
+use super::model::{Activity, AdminToken, AppPassword, Event, Login, User};
 use super::{EventQuery, Store, StoreError, StoreResult};
 use crate::password::AppPasswordId;
 use serde::Serialize;
@@ -34,6 +34,7 @@ pub struct SledStore {
     events: Tree,
     event_log: Tree,
     admin_tokens: Tree,
+    logins: Tree,
     writes: AtomicU64,
 }
 
@@ -89,6 +90,7 @@ impl SledStore {
             events: tree("events")?,
             event_log: tree("event_log")?,
             admin_tokens: tree("admin_tokens")?,
+            logins: tree("logins")?,
             db,
             writes: AtomicU64::new(0),
         };
@@ -183,9 +185,10 @@ impl Store for SledStore {
             .collect::<StoreResult<_>>()?;
         let event_keys: Vec<sled::IVec> =
             self.events.scan_prefix(&prefix).keys().collect::<Result<_, _>>().map_err(io)?;
-        let trees = (&self.users, &self.passwords, &self.by_user, &self.activity, &self.events, &self.event_log);
+        let trees =
+            (&self.users, &self.passwords, &self.by_user, &self.activity, &self.events, &self.event_log, &self.logins);
         let existed = trees
-            .transaction(|(users, passwords, by_user, activity, events, event_log)| {
+            .transaction(|(users, passwords, by_user, activity, events, event_log, logins)| {
                 for id in &ids {
                     passwords.remove(id)?;
                     activity.remove(id)?;
@@ -195,6 +198,7 @@ impl Store for SledStore {
                     events.remove(k)?;
                     event_log.remove(&k[k.len() - 8..])?;
                 }
+                logins.remove(name.as_bytes())?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(users.remove(name.as_bytes())?.is_some())
             })
             .map_err(from_tx)?;
@@ -258,14 +262,30 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    async fn record_activity(&self, batch: &[(AppPasswordId, Activity)]) -> StoreResult<()> {
+    async fn record_activity(&self, batch: &[(AppPasswordId, Activity)], new_events: &[Event]) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
+        let mut keyed = Vec::with_capacity(new_events.len());
+        for event in new_events {
+            let seq = self.db.generate_id().map_err(io)?.to_be_bytes();
+            keyed.push((
+                seq,
+                user_key(&event.user, &seq),
+                encode(event),
+                event.password_id.clone().unwrap_or_default(),
+            ));
+        }
         // One transaction with `passwords`, so a password removed meanwhile
-        // never gets orphan activity.
-        (&self.passwords, &self.activity)
-            .transaction(|(passwords, activity)| {
+        // never gets orphan activity or events.
+        (&self.passwords, &self.activity, &self.events, &self.event_log)
+            .transaction(|(passwords, activity, events, event_log)| {
+                for (seq, key, value, id) in &keyed {
+                    if passwords.get(id.as_bytes())?.is_some() {
+                        events.insert(key.as_slice(), value.as_slice())?;
+                        event_log.insert(seq, key.as_slice())?;
+                    }
+                }
                 for (id, new) in batch {
                     if passwords.get(id.as_bytes())?.is_none() {
                         continue;
@@ -326,6 +346,15 @@ impl Store for SledStore {
             Some(user) => self.page_events(self.events.scan_prefix(user_prefix(user)).keys().rev(), query),
             None => self.page_events(self.event_log.iter().values().rev(), query),
         }
+    }
+
+    async fn get_login(&self, user: &str) -> StoreResult<Option<Login>> {
+        self.logins.get(user.as_bytes()).map_err(io)?.map(|v| decode(&v)).transpose()
+    }
+
+    async fn put_login(&self, login: &Login) -> StoreResult<()> {
+        self.logins.insert(login.user.as_bytes(), encode(login)).map_err(io)?;
+        self.durable().await
     }
 
     async fn insert_admin_token(&self, token: &AdminToken) -> StoreResult<()> {

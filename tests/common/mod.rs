@@ -9,6 +9,7 @@ pub mod client;
 pub mod gate;
 pub mod recipes;
 pub mod recorder;
+pub mod web;
 
 pub use client::{Http, raw, raw_status};
 pub use gate::Gate;

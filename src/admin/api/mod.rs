@@ -8,12 +8,14 @@
 //! OpenAPI document ([`super::openapi`]).
 
 pub mod events;
+pub mod logins;
 pub mod passwords;
 pub mod system;
 pub mod tokens;
 pub mod users;
 
 use crate::accounts::{AccountError, Accounts};
+use crate::logins::Logins;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -199,6 +201,8 @@ enum Resource<'a> {
     UserPassword(&'a str, &'a str),
     UserRevokeAll(&'a str),
     UserEvents(&'a str),
+    UserLoginPassword(&'a str),
+    UserTotp(&'a str),
     Passwords,
     Events,
     Tokens,
@@ -216,6 +220,8 @@ impl<'a> Resource<'a> {
             ["users", u, "passwords", "revoke-all"] => Self::UserRevokeAll(u),
             ["users", u, "passwords", id] => Self::UserPassword(u, id),
             ["users", u, "events"] => Self::UserEvents(u),
+            ["users", u, "login-password"] => Self::UserLoginPassword(u),
+            ["users", u, "totp"] => Self::UserTotp(u),
             ["passwords"] => Self::Passwords,
             ["events"] => Self::Events,
             ["admin-tokens"] => Self::Tokens,
@@ -231,24 +237,25 @@ impl<'a> Resource<'a> {
             Self::Users | Self::UserPasswords(_) | Self::Tokens => "GET, POST",
             Self::User(_) | Self::UserPassword(..) => "GET, PATCH, DELETE",
             Self::UserRevokeAll(_) => "POST",
-            Self::Token(_) => "DELETE",
+            Self::Token(_) | Self::UserTotp(_) => "DELETE",
+            Self::UserLoginPassword(_) => "PUT",
         }
     }
 }
 
 /// Handles one API request.
-pub async fn handle<B>(accounts: &Accounts, req: Request<B>, caller: &Caller) -> ApiResponse
+pub async fn handle<B>(accounts: &Accounts, logins: &Logins, req: Request<B>, caller: &Caller) -> ApiResponse
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<crate::error::BoxError>,
 {
-    match route(accounts, req, caller).await {
+    match route(accounts, logins, req, caller).await {
         Ok((status, value)) => json_response(status, &value),
         Err(e) => error_response(&e),
     }
 }
 
-async fn route<B>(accounts: &Accounts, req: Request<B>, caller: &Caller) -> ApiResult
+async fn route<B>(accounts: &Accounts, logins: &Logins, req: Request<B>, caller: &Caller) -> ApiResult
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<crate::error::BoxError>,
@@ -278,6 +285,8 @@ where
         (R::UserPassword(u, id), &M::PATCH) => passwords::rename(accounts, u, id, parse_body(body).await?, actor).await,
         (R::UserPassword(u, id), &M::DELETE) => passwords::revoke(accounts, u, id, actor).await,
         (R::UserRevokeAll(u), &M::POST) => passwords::revoke_all(accounts, u, actor).await,
+        (R::UserLoginPassword(u), &M::PUT) => logins::set_password(logins, u, parse_body(body).await?, actor).await,
+        (R::UserTotp(u), &M::DELETE) => logins::reset_totp(logins, u, actor).await,
         (R::UserEvents(u), &M::GET) => events::list_for_user(accounts, u, parse_query(query)?).await,
         (R::Passwords, &M::GET) => passwords::list_all(accounts, parse_query(query)?).await,
         (R::Events, &M::GET) => events::list(accounts, parse_query(query)?).await,
