@@ -161,6 +161,9 @@ fi
 created=$("$davgate" --config "$config" password create "$user" --name "Demo client" --json)
 password=$(printf '%s' "$created" | python3 -c 'import json, sys; print(json.load(sys.stdin)["password"])')
 password_id=$(printf '%s' "$created" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+# The login password for the self-service page (not an app password).
+login_password="demo-$(python3 -c 'import secrets; print(secrets.token_urlsafe(9))')"
+printf '%s\n' "$login_password" | "$davgate" --config "$config" user set-password "$user" >/dev/null
 
 say "Starting davgate serve (it logs to this terminal)"
 "$davgate" --config "$config" serve &
@@ -175,6 +178,10 @@ ${bold}davgate is running in front of Radicale.${plain}
   User           $user
   App password   $password
   (id $password_id, shown once: it is stored only as an argon2id hash)
+
+Self-service page (create, see and revoke app passwords; TOTP; history):
+
+  ${url}account/   user $user, login password $login_password
 
 Try it (207 Multi-Status means davgate let it through to Radicale):
 

@@ -17,6 +17,10 @@ command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 # service that would start on port 80) and systemd-analyze for the unit.
 [ -x /usr/sbin/apache2 ] || need_apt+=(apache2-bin)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# The browser test (tests/common/browser.rs): headless Chromium and its
+# WebDriver.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq

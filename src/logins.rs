@@ -230,10 +230,11 @@ impl Logins {
         self.event(user, kind, "user", Some(detail)).await
     }
 
-    /// The current TOTP code for `secret` (tests and the CLI's self-check).
-    pub fn current_code(secret_base32: &str) -> Option<String> {
+    /// The TOTP code for `secret` at Unix time `at`, as an authenticator
+    /// app would show it (tests play the phone with this).
+    pub fn code_at(secret_base32: &str, at: u64) -> Option<String> {
         let totp = totp_for(secret_base32, "x", "x")?;
-        Some(totp.generate(unix_now()).to_string())
+        Some(totp.generate(at).to_string())
     }
 }
 
@@ -253,7 +254,7 @@ mod tests {
     #[test]
     fn totp_codes_come_from_the_secret() {
         let secret = totp_rs::Secret::generate().to_base32();
-        let code = Logins::current_code(&secret).unwrap();
+        let code = Logins::code_at(&secret, unix_now()).unwrap();
         let checker = totp_for(&secret, "al:ice", "davgate").unwrap();
         assert!(checker.check(&code, unix_now()).is_some());
         assert!(checker.to_url().unwrap().starts_with("otpauth://totp/"));

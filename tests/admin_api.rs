@@ -253,13 +253,18 @@ async fn admins_list_passwords_across_users_by_status_and_expiry() {
 #[tokio::test]
 async fn policy_is_readable() {
     let backend = Recorder::start().await;
-    let sections = "[policy]\nmax_active_passwords = 7\nmax_lifetime = \"365d\"\n";
+    let sections = "[policy]\nmax_active_passwords = 7\nmax_lifetime = \"365d\"\nrevoke_on_password_change = true\n";
     let gate = Gate::start_with_admin(&backend.url(), Extra { sections, ..Extra::default() }).await;
     let token = gate.admin_token("t").await;
     let policy = json_of(&api(&Http::h1(), "GET", &gate.admin_url("/api/v1/policy"), Some(&token), None).await);
     assert_eq!(
         policy,
-        json!({"max_active_passwords": 7, "max_lifetime_secs": 365 * 86400, "services": ["caldav", "carddav", "files"]})
+        json!({
+            "max_active_passwords": 7,
+            "max_lifetime_secs": 365 * 86400,
+            "services": ["caldav", "carddav", "files"],
+            "revoke_on_password_change": true,
+        })
     );
     gate.stop().await;
 }

@@ -148,6 +148,21 @@ async fn pages_carry_strict_headers_and_cookies() {
     let shown = again.get("/account/created").await;
     assert_eq!(shown.headers["cache-control"], "no-store");
     assert_eq!(shown.headers["x-frame-options"], "DENY");
+    let html = shown.text();
+    let secret = element_text(&html, "app-password").unwrap();
+    assert!(html.contains("<svg"), "the DAVx5 QR code");
+
+    // The Apple profile downloads once, with the password in it.
+    let at = html.find("/account/created/profile/").expect("a profile link");
+    let link = &html[at..at + html[at..].find('"').unwrap()];
+    let profile = again.get(link).await;
+    assert_eq!(profile.status, StatusCode::OK);
+    assert_eq!(profile.headers["content-type"], "application/x-apple-aspen-config");
+    assert!(profile.headers["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"davgate-"));
+    let plist = profile.text();
+    assert!(plist.contains("com.apple.caldav.account") && !plist.contains("com.apple.carddav.account"));
+    assert!(plist.contains(&secret) && plist.contains("<string>alice</string>"));
+    assert_eq!(again.get(link).await.status, StatusCode::GONE, "once");
 }
 
 #[tokio::test]
@@ -181,7 +196,7 @@ async fn totp_enrolment_sign_in_replay_and_recovery_codes() {
     let csrf = input_value(&html, "csrf").unwrap();
     let r = web.post("/account/security/totp/confirm", &[("csrf", &csrf), ("code", "000000")]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "a wrong confirmation code");
-    let code = davgate::logins::Logins::current_code(&secret).unwrap();
+    let code = davgate::logins::Logins::code_at(&secret, davgate::store::model::unix_now()).unwrap();
     let r = web.post("/account/security/totp/confirm", &[("csrf", &csrf), ("code", &code)]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let page = r.text();

@@ -48,7 +48,8 @@ pub struct Browser {
 
 impl Browser {
     /// Starts chromedriver on a free 127.0.0.1 port, waits until it answers
-    /// `/status`, and opens a headless 1280x900 session.
+    /// `/status`, and opens a headless session with a 1280x900 viewport
+    /// and no scrollbars.
     ///
     /// Panics, saying what to install, when Chromium or chromedriver is
     /// missing, and with chromedriver's log when it does not start.
@@ -77,20 +78,47 @@ impl Browser {
                             panic!("chromedriver did not open a Chromium session: {e}\n{}", log_tail(&log));
                         }
                     };
-                    return Browser { client, driver, home };
+                    let browser = Browser { client, driver, home };
+                    // --window-size sizes the window; tests reason about the viewport.
+                    browser.resize(1280, 900).await;
+                    return browser;
                 }
-                Err(why) => {
+                // It exited, most likely because the port was taken: try another.
+                Err(NotReady::Exited(why)) => {
                     kill_group(&mut driver);
                     last_failure = why;
+                }
+                Err(NotReady::TimedOut(why)) => {
+                    kill_group(&mut driver);
+                    panic!("chromedriver did not start ({why})\n{}", log_tail(&log));
                 }
             }
         }
         panic!("chromedriver did not start ({last_failure})\n{}", log_tail(&log));
     }
 
-    /// Resizes the window, e.g. 360x800 for a phone or 1280x900 for a
-    /// desktop. Headless Chromium makes the viewport exactly this size.
+    /// Resizes the window so that the page's viewport (`innerWidth` x
+    /// `innerHeight`) is `width` x `height`, e.g. 360x800 for a phone or
+    /// 1280x900 for a desktop. Headless Chromium counts some 140 px of
+    /// absent browser chrome in the window's height, so the window is
+    /// resized once more by whatever the viewport came out short.
     pub async fn resize(&self, width: u32, height: u32) {
+        self.set_window(width, height).await;
+        let Some((inner_w, inner_h)) = self.viewport().await else { return };
+        if (inner_w, inner_h) != (width, height) {
+            let w = (2 * width).saturating_sub(inner_w).max(1);
+            let h = (2 * height).saturating_sub(inner_h).max(1);
+            self.set_window(w, h).await;
+        }
+    }
+
+    /// The page's `innerWidth` and `innerHeight`, when a script can run.
+    pub async fn viewport(&self) -> Option<(u32, u32)> {
+        let size = self.client.execute("return [window.innerWidth, window.innerHeight]", vec![]).await.ok()?;
+        Some((size[0].as_u64()? as u32, size[1].as_u64()? as u32))
+    }
+
+    async fn set_window(&self, width: u32, height: u32) {
         self.client
             .set_window_size(width, height)
             .await
@@ -169,19 +197,25 @@ fn spawn_driver(port: u16, home: &Path, log: &Path) -> Child {
         .unwrap_or_else(|e| panic!("start {CHROMEDRIVER}: {e}"))
 }
 
-/// Polls `GET /status` until chromedriver says it is ready; an error says
-/// why not (it exited, or the timeout passed).
-async fn wait_ready(port: u16, driver: &mut Child) -> Result<(), String> {
+enum NotReady {
+    Exited(String),
+    TimedOut(String),
+}
+
+/// Polls `GET /status` until chromedriver says it is ready.
+async fn wait_ready(port: u16, driver: &mut Child) -> Result<(), NotReady> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
-        if let Some(status) = driver.try_wait().map_err(|e| e.to_string())? {
-            return Err(format!("chromedriver exited: {status}"));
+        match driver.try_wait() {
+            Ok(Some(status)) => return Err(NotReady::Exited(format!("chromedriver exited: {status}"))),
+            Ok(None) => {}
+            Err(e) => return Err(NotReady::Exited(format!("chromedriver: {e}"))),
         }
         if status_ready(port).await {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!("no ready /status on port {port} after {READY_TIMEOUT:?}"));
+            return Err(NotReady::TimedOut(format!("no ready /status on port {port} after {READY_TIMEOUT:?}")));
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -231,6 +265,9 @@ async fn open_session(port: u16, profile: &Path) -> Result<fantoccini::Client, f
         "--disable-dev-shm-usage".to_string(),
         format!("--user-data-dir={}", profile.display()),
         "--window-size=1280,900".to_string(),
+        // Overlay scrollbars, as on a phone: a classic one takes 15px of a
+        // 360px viewport and so lays the page out narrower than any phone.
+        "--hide-scrollbars".to_string(),
     ];
     let mut caps = Capabilities::new();
     caps.insert("browserName".into(), json!("chrome"));

@@ -27,6 +27,8 @@ pub struct Policy {
     pub max_lifetime_secs: Option<u64>,
     /// Services a password may be scoped to.
     pub services: Vec<String>,
+    /// Changing the login password revokes every app password.
+    pub revoke_on_password_change: bool,
 }
 
 #[utoipa::path(get, path = "/api/v1/health", tag = "system", responses((status = 200, body = Health)))]
@@ -42,6 +44,7 @@ pub fn policy(accounts: &Accounts) -> ApiResult {
         default_lifetime_secs: p.default_lifetime.map(|d| d.as_secs()),
         max_lifetime_secs: p.max_lifetime.map(|d| d.as_secs()),
         services: accounts.service_names(),
+        revoke_on_password_change: p.revoke_on_password_change,
     };
     Ok((StatusCode::OK, to_json(&policy)))
 }
