@@ -34,6 +34,8 @@ pub enum AccountError {
     Invalid(String),
     #[error("user {user:?} already has {max} active app passwords (policy.max_active_passwords); revoke one first")]
     TooMany { user: String, max: usize },
+    #[error("too many sign-in checks at once; try again in a moment")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -47,6 +49,7 @@ impl AccountError {
             Self::UnknownPassword(..) => "unknown_password",
             Self::Invalid(_) => "invalid",
             Self::TooMany { .. } => "too_many_passwords",
+            Self::Busy => "busy",
             Self::Store(StoreError::Locked { .. }) => "store_locked",
             Self::Store(_) => "store_error",
         }

@@ -36,8 +36,19 @@ pub struct TotpOffer {
     pub url: Secret<String>,
 }
 
+/// Sign-in checks waiting for a hashing slot beyond this are refused, so a
+/// flood cannot queue unbounded memory (each check allocates the argon2
+/// memory cost).
+const MAX_WAITING_HASHES: usize = 64;
+
 pub struct Logins {
     accounts: Arc<Accounts>,
+    /// Bounds concurrent argon2 runs for sign-in (the gateway has its own pool).
+    hash_slots: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+    /// Serialises read-modify-write of login records: a code is accepted
+    /// once, and a password change is never undone by a concurrent write.
+    writes: tokio::sync::Mutex<()>,
     hash_params: argon2::Params,
     /// Verified when the user is unknown, so timing does not tell who
     /// exists; made on first use (a CLI run never needs it).
@@ -77,7 +88,29 @@ fn recovery_code() -> Secret<String> {
 
 impl Logins {
     pub fn new(accounts: Arc<Accounts>, hash_params: argon2::Params, issuer: &str) -> Self {
-        Self { accounts, hash_params, decoy: std::sync::OnceLock::new(), issuer: issuer.to_string() }
+        let slots = std::thread::available_parallelism().map(|n| n.get() / 2).unwrap_or(1).max(1);
+        Self {
+            accounts,
+            hash_slots: tokio::sync::Semaphore::new(slots),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            writes: tokio::sync::Mutex::new(()),
+            hash_params,
+            decoy: std::sync::OnceLock::new(),
+            issuer: issuer.to_string(),
+        }
+    }
+
+    /// Runs one argon2 job on a bounded number of threads.
+    async fn hashing<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> AccountResult<T> {
+        use std::sync::atomic::Ordering;
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING_HASHES {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(AccountError::Busy);
+        }
+        let permit = self.hash_slots.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let _permit = permit.map_err(|_| AccountError::Busy)?;
+        tokio::task::spawn_blocking(job).await.map_err(|e| AccountError::Invalid(format!("hashing failed: {e}")))
     }
 
     async fn event(&self, user: &str, kind: EventKind, actor: &str, detail: Option<String>) -> AccountResult<()> {
@@ -102,6 +135,12 @@ impl Logins {
         Ok(self.login(user).await?.totp.is_some())
     }
 
+    /// When the login password last changed (Unix seconds; 0 if never):
+    /// sessions signed in before then are over.
+    pub async fn changed_at(&self, user: &str) -> AccountResult<u64> {
+        Ok(self.login(user).await?.changed)
+    }
+
     /// Sets the login password. With `[policy] revoke_on_password_change`
     /// every app password of the user is revoked too; returns how many.
     pub async fn set_password(&self, user: &str, new: &Secret<String>, actor: &str) -> AccountResult<usize> {
@@ -114,9 +153,8 @@ impl Logins {
         self.accounts.user(user).await?;
         let params = self.hash_params.clone();
         let secret = new.clone();
-        let hash = tokio::task::spawn_blocking(move || password::hash(&secret, &params))
-            .await
-            .map_err(|e| AccountError::Invalid(format!("hashing failed: {e}")))?;
+        let hash = self.hashing(move || password::hash(&secret, &params)).await?;
+        let _w = self.writes.lock().await;
         let mut login = self.login(user).await?;
         login.password_hash = Some(hash);
         login.changed = unix_now();
@@ -141,9 +179,7 @@ impl Logins {
             None => self.decoy.get_or_init(|| password::hash(&password::generate(), &self.hash_params)).clone(),
         };
         let presented = presented.clone();
-        let matched = tokio::task::spawn_blocking(move || password::verify(&presented, &hash))
-            .await
-            .map_err(|e| AccountError::Invalid(format!("hashing failed: {e}")))?;
+        let matched = self.hashing(move || password::verify(&presented, &hash)).await?;
         let active = account.is_some_and(|a| a.state == crate::store::model::UserState::Active);
         let Some(login) = login.filter(|l| matched && active && l.password_hash.is_some()) else {
             return Ok(PasswordCheck::Refused);
@@ -153,6 +189,7 @@ impl Logins {
 
     /// Checks a TOTP code (accepted once) or a recovery code (consumed).
     pub async fn check_second_factor(&self, user: &str, code: &str) -> AccountResult<bool> {
+        let _w = self.writes.lock().await;
         let mut login = self.login(user).await?;
         let Some(totp) = login.totp.as_mut() else { return Ok(false) };
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
@@ -203,6 +240,7 @@ impl Logins {
             .check(&code, unix_now())
             .ok_or_else(|| AccountError::Invalid("that code is not right; check the time on your phone".into()))?;
         let codes: Vec<Secret<String>> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
+        let _w = self.writes.lock().await;
         let mut login = self.login(user).await?;
         login.totp = Some(Totp {
             secret: secret.clone(),
@@ -215,6 +253,7 @@ impl Logins {
     }
 
     pub async fn disable_totp(&self, user: &str, actor: &str) -> AccountResult<bool> {
+        let _w = self.writes.lock().await;
         let mut login = self.login(user).await?;
         if login.totp.take().is_none() {
             return Ok(false);

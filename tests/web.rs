@@ -203,6 +203,8 @@ async fn totp_enrolment_sign_in_replay_and_recovery_codes() {
     let codes: Vec<String> = page.split("<li><code>").skip(1).map(|s| s[..s.find('<').unwrap()].to_string()).collect();
     assert_eq!(codes.len(), 10);
     assert!(gate.app.web.logins.has_totp("alice").await.unwrap());
+    let again = web.submit("/account/security", "/account/security/totp/start", &[]).await.text();
+    assert!(again.contains("already on") && !again.contains("totp-secret"), "no silent re-enrolment");
 
     // Password alone no longer signs in.
     let mut fresh = WebClient::new(&gate.url(""));
@@ -247,6 +249,48 @@ async fn failed_sign_ins_are_throttled_per_user() {
     assert!(r.text().contains("Too many failed attempts"));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_guesses_gets_no_more_checks_than_the_throttle_allows() {
+    let recorder = Recorder::start().await;
+    let throttle =
+        "[throttle]\nmax_failures = 3\nbase_delay = \"1ms\"\nmax_delay = \"1ms\"\ntarpit = \"1ms\"\nwindow = \"10m\"\n";
+    let gate = gate_with_user(&recorder, throttle).await;
+    let mut template = WebClient::new(&gate.url(""));
+    let html = template.get("/account/login").await.text();
+    let csrf = input_value(&html, "csrf").unwrap();
+    let cookies = template.cookies.clone();
+    let guesses = (0..20).map(|i| {
+        let (base, csrf, cookies) = (gate.url(""), csrf.clone(), cookies.clone());
+        tokio::spawn(async move {
+            let mut web = WebClient::new(&base);
+            web.cookies = cookies;
+            let guess = format!("guess number {i}");
+            web.post("/account/login", &[("csrf", &csrf), ("user", "alice"), ("password", &guess)]).await.status
+        })
+    });
+    let mut checked = 0;
+    for g in guesses.collect::<Vec<_>>() {
+        match g.await.unwrap() {
+            StatusCode::FORBIDDEN => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(checked, 3, "only max_failures guesses were checked; the rest waited for nothing");
+
+    // The current-password check on the security page counts too.
+    let gate = gate_with_user(&recorder, throttle).await;
+    let mut web = WebClient::new(&gate.url(""));
+    web.sign_in("alice", LOGIN).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let fields = [("current", "not my password"), ("new", "0123456789ab"), ("repeat", "0123456789ab")];
+        statuses.push(web.submit("/account/security", "/account/security/password", &fields).await.status);
+    }
+    assert_eq!(statuses[..3], [StatusCode::BAD_REQUEST; 3]);
+    assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+}
+
 #[tokio::test]
 async fn sessions_expire_when_idle() {
     let recorder = Recorder::start().await;
@@ -256,6 +300,24 @@ async fn sessions_expire_when_idle() {
     assert_eq!(web.get("/account/").await.status, StatusCode::OK);
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(web.get("/account/").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn sessions_end_when_an_admin_resets_the_password_or_disables_the_user() {
+    let recorder = Recorder::start().await;
+    let gate = gate_with_user(&recorder, "").await;
+    let mut web = WebClient::new(&gate.url(""));
+    web.sign_in("alice", LOGIN).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // a later second than the sign-in
+    gate.app.web.logins.set_password("alice", &Secret::new("a brand new one".into()), "cli").await.unwrap();
+    assert_eq!(web.get("/account/").await.status, StatusCode::SEE_OTHER, "signed out by the reset");
+
+    web.sign_in("alice", "a brand new one").await;
+    assert_eq!(web.get("/account/").await.status, StatusCode::OK);
+    gate.app.accounts.set_user_state("alice", davgate::store::model::UserState::Disabled, "cli").await.unwrap();
+    assert_eq!(web.get("/account/new").await.status, StatusCode::SEE_OTHER, "a disabled user is signed out");
+    let r = web.submit("/account/login", "/account/login", &[("user", "alice"), ("password", "a brand new one")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "and cannot sign in");
 }
 
 #[tokio::test]
@@ -293,6 +355,17 @@ async fn policy_limits_show_next_to_the_field() {
     let r =
         web.submit("/account/new", "/account/new", &[("name", &long), ("service", "caldav"), ("expiry", "30")]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    let r = web
+        .submit(
+            "/account/new",
+            "/account/new",
+            &[("name", "Bob's"), ("collection", "/calendars/bob/"), ("expiry", "30")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "a collection the backend did not list for alice");
+    assert!(r.text().contains("id=\"service-error\""));
+    assert!(gate.app.accounts.list_passwords("alice").await.unwrap().is_empty());
 
     web.create_password(&[("name", "One"), ("service", "caldav"), ("expiry", "90")]).await;
     let r =
@@ -373,6 +446,13 @@ async fn trusted_header_only_from_trusted_proxies() {
     assert!(list.contains("carol") && !list.contains("Tablet"));
     let mut none = WebClient::new(&trusted.url(""));
     assert_eq!(none.get("/account/").await.status, StatusCode::FORBIDDEN, "no header, no user");
+    // Paths a front may not guard are not the page: the header means nothing there.
+    for path in ["/index.php/login/v2/other", "/account/../account/", "/account/%2e%2e/", "/x/../account/"] {
+        let r = web.get(path).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}: the gateway asks for an app password");
+    }
+    let r = web.submit("/account/", "/account/logout", &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "sign-out works with SSO too");
 
     // Here the trusted proxy is elsewhere: the header from 127.0.0.1 is refused.
     let untrusted = Gate::start_with(
@@ -431,6 +511,10 @@ async fn nextcloud_login_flow_v2_from_the_clients_side() {
     assert_eq!(r.headers["location"].to_str().unwrap(), next);
     let page = web.get(&next).await.text();
     assert!(page.contains("Connect DAVx5 4.4 on Android"), "{page}");
+    assert!(page.contains("from 127.0.0.1") && page.contains("trick you"), "a warning against phishing");
+    let service_boxes: Vec<&str> = page.split("name=\"service\"").skip(1).map(|t| &t[..t.find('>').unwrap()]).collect();
+    assert_eq!(service_boxes.len(), 3);
+    assert!(service_boxes.iter().all(|b| !b.contains("checked")), "nothing is granted by one click");
     let r = web
         .submit(&next, &next, &[("name", "DAVx5"), ("service", "caldav"), ("service", "carddav"), ("expiry", "never")])
         .await;

@@ -108,10 +108,38 @@ pub struct Forwarding<'a> {
     pub preserve_host: bool,
 }
 
+/// The self-service page's cookies (`davgate_*`) are never the backend's
+/// business: it could log a session id, or serve a page that uses it.
+fn strip_own_cookies(headers: &mut HeaderMap) {
+    const OURS: &[u8] = b"davgate_";
+    let mentions_ours = |v: &HeaderValue| v.as_bytes().windows(OURS.len()).any(|w| w == OURS);
+    if !headers.get_all(header::COOKIE).iter().any(mentions_ours) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| match v.to_str() {
+            Ok(text) => {
+                let rest: Vec<&str> =
+                    text.split(';').map(str::trim).filter(|p| !p.is_empty() && !p.starts_with("davgate_")).collect();
+                HeaderValue::from_str(&rest.join("; ")).ok().filter(|_| !rest.is_empty())
+            }
+            // Not text: cannot hold our cookies in a form we set; pass it on.
+            Err(_) => Some(v.clone()),
+        })
+        .collect();
+    headers.remove(header::COOKIE);
+    for v in kept {
+        headers.append(header::COOKIE, v);
+    }
+}
+
 /// Rewrites request headers for the backend.
 pub fn prepare_request(headers: &mut HeaderMap, f: &Forwarding<'_>) -> Result<(), http::header::InvalidHeaderValue> {
     strip_hop_by_hop(headers);
     headers.remove(header::AUTHORIZATION);
+    strip_own_cookies(headers);
     // We answer `Expect: 100-continue` ourselves (hyper sends `100` when the
     // body is first read); the backend gets the body straight away.
     headers.remove(header::EXPECT);
@@ -206,5 +234,20 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "dav.example");
         assert_eq!(h["depth"], "1");
+    }
+
+    #[test]
+    fn the_pages_cookies_never_reach_the_backend() {
+        let identity = HeaderName::from_static("x-remote-user");
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("theme=dark; davgate_session=abc; lang=en"));
+        h.append(header::COOKIE, HeaderValue::from_static("davgate_signin=xyz"));
+        prepare_request(&mut h, &forwarding(&identity)).unwrap();
+        let cookies: Vec<&str> = h.get_all(header::COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(cookies, ["theme=dark; lang=en"]);
+        let mut plain = HeaderMap::new();
+        plain.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        prepare_request(&mut plain, &forwarding(&identity)).unwrap();
+        assert_eq!(plain[header::COOKIE], "a=1");
     }
 }

@@ -20,10 +20,23 @@ pub struct Grant {
     pub app_password: Secret<String>,
 }
 
+/// The flow's three endpoints: start, poll, and the browser page.
+pub fn is_flow_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix(super::LOGIN_FLOW_PREFIX) else { return false };
+    match rest {
+        "" | "/poll" => true,
+        _ => rest.strip_prefix("/flow/").is_some_and(|token| {
+            !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }),
+    }
+}
+
 pub struct Flow {
     pub poll_token: String,
     /// The client that started the flow (its User-Agent), shown to the user.
     pub client: String,
+    /// Where the flow was started from, shown to the user.
+    pub from: std::net::IpAddr,
     pub grant: Option<Grant>,
 }
 
@@ -49,10 +62,11 @@ impl Flows {
     }
 
     /// Starts a flow; returns (login token, poll token).
-    pub fn start(&self, client: &str) -> (String, String) {
+    pub fn start(&self, client: &str, from: std::net::IpAddr) -> (String, String) {
         let login = super::session::random_token();
         let poll = super::session::random_token();
-        let flow = Arc::new(Mutex::new(Flow { poll_token: poll.clone(), client: client.to_string(), grant: None }));
+        let flow =
+            Arc::new(Mutex::new(Flow { poll_token: poll.clone(), client: client.to_string(), from, grant: None }));
         self.by_login.insert(login.clone(), flow.clone());
         self.by_poll.insert(poll.clone(), flow);
         (login, poll)
@@ -87,7 +101,7 @@ mod tests {
     #[test]
     fn a_grant_is_polled_once_and_the_browser_token_used_once() {
         let flows = Flows::new();
-        let (login, poll) = flows.start("DAVx5");
+        let (login, poll) = flows.start("DAVx5", std::net::Ipv4Addr::LOCALHOST.into());
         assert!(flows.poll(&poll).is_none(), "nothing before the grant");
         let grant = || Grant { server: "s".into(), login_name: "alice".into(), app_password: Secret::new("p".into()) };
         assert!(flows.grant(&login, grant()));

@@ -44,6 +44,9 @@ pub struct WebState {
     pub sessions: Sessions,
     pub flows: login_flow::Flows,
     pub throttle: Throttle,
+    /// One sign-in check per user at a time, so the throttle's count is
+    /// read and updated around each check and a burst cannot slip past it.
+    pub attempts: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
     pub logins: Arc<Logins>,
 }
 
@@ -53,6 +56,10 @@ impl WebState {
             sessions: Sessions::new(config.web.session_idle, config.web.session_max),
             flows: login_flow::Flows::new(),
             throttle: Throttle::new(config.throttle.clone()),
+            attempts: moka::sync::Cache::builder()
+                .max_capacity(config.throttle.max_tracked)
+                .time_to_idle(std::time::Duration::from_secs(600))
+                .build(),
             logins,
         }
     }
@@ -82,12 +89,21 @@ pub struct Ctx {
 }
 
 impl Web {
-    /// Whether `path` belongs to the page or the login flow.
+    /// Whether `path` belongs to the page or the login flow. Only exact,
+    /// plain paths: an SSO front that guards `/account/` must never see a
+    /// page of ours under another spelling (`/x/../account/`,
+    /// `%2e%2e`), and other `/index.php/...` paths stay the backend's.
     pub fn claims(&self, path: &str) -> bool {
+        let plain = path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
+            && !path.contains("//")
+            && !path.split('/').any(|s| s == "." || s == "..");
+        if !plain {
+            return false;
+        }
         let base = self.config.path.trim_end_matches('/');
         path == base
             || path.starts_with(&self.config.path)
-            || (self.config.login_flow && (path == LOGIN_FLOW_PREFIX || path.starts_with("/index.php/login/v2/")))
+            || (self.config.login_flow && login_flow::is_flow_path(path))
     }
 
     pub fn is_trusted(&self, ip: IpAddr) -> bool {

@@ -43,6 +43,9 @@ pub struct Session {
     pub stage: Stage,
     pub csrf: String,
     pub started: Instant,
+    /// Unix time of the sign-in: a login password changed after it ends
+    /// the session.
+    pub signed_in_at: u64,
     /// A TOTP secret offered for enrolment, not yet confirmed.
     pub totp_offer: Option<Secret<String>>,
     /// Recovery codes to show once, right after TOTP is enabled.
@@ -70,6 +73,7 @@ impl Sessions {
             stage,
             csrf: random_token(),
             started: Instant::now(),
+            signed_in_at: crate::store::model::unix_now(),
             totp_offer: None,
             recovery_codes: None,
             reveal: None,

@@ -87,7 +87,7 @@ impl From<AccountError> for ApiError {
             AccountError::UnknownUser(_) | AccountError::UnknownPassword(..) => StatusCode::NOT_FOUND,
             AccountError::UserExists(_) | AccountError::TooMany { .. } => StatusCode::CONFLICT,
             AccountError::Invalid(_) => StatusCode::BAD_REQUEST,
-            AccountError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AccountError::Store(_) | AccountError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self::new(status, e.code(), e.to_string())
     }

@@ -21,7 +21,7 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
 
 /// `POST /index.php/login/v2`: a client starts a flow.
 pub fn start(web: &Web, ctx: &Ctx) -> Response<Body> {
-    let (login, poll) = web.state.flows.start(&client_label(&ctx.user_agent));
+    let (login, poll) = web.state.flows.start(&client_label(&ctx.user_agent), ctx.client_ip);
     let body = serde_json::json!({
         "poll": { "token": poll, "endpoint": format!("{}{LOGIN_FLOW_PREFIX}/poll", ctx.server_url) },
         "login": format!("{}{LOGIN_FLOW_PREFIX}/flow/{login}", ctx.server_url),
@@ -54,31 +54,33 @@ fn expired(web: &Web, s: &Signed) -> Response<Body> {
     message(web, Some(s), StatusCode::NOT_FOUND, "Link expired", text)
 }
 
-fn heading(client: &str) -> (String, Option<String>) {
+fn heading(client: &str, from: std::net::IpAddr) -> (String, Option<String>) {
     (
         format!("Connect {client}"),
         Some(format!(
-            "{client} asks for an app password. Choose what it may reach; it receives the password directly, nobody has to copy it."
+            "An app calling itself {client}, from {from}, asks for an app password. Choose what it may reach; it \
+             receives the password directly. If you are not setting up a device or app right now, stop: someone \
+             may be trying to trick you into giving them access."
         )),
     )
 }
 
 pub async fn page(web: &Web, _ctx: &Ctx, s: &Signed, token: &str) -> Response<Body> {
     let Some(flow) = web.state.flows.by_login_token(token) else { return expired(web, s) };
-    let client = flow.lock().map(|f| f.client.clone()).unwrap_or_default();
-    let (heading, intro) = heading(&client);
-    let draft = Draft { name: client.chars().take(64).collect(), ..Draft::default() };
+    let Ok((client, from)) = flow.lock().map(|f| (f.client.clone(), f.from)) else { return expired(web, s) };
+    let (heading, intro) = heading(&client, from);
+    let draft = Draft { name: client.chars().take(64).collect(), untick: true, ..Draft::default() };
     let action = format!("{LOGIN_FLOW_PREFIX}/flow/{token}");
     form_page(web, s, draft, Errors::default(), heading, intro, action).await
 }
 
 pub async fn grant(web: &Web, ctx: &Ctx, s: &Signed, token: &str, form: Form) -> Response<Body> {
     let Some(flow) = web.state.flows.by_login_token(token) else { return expired(web, s) };
-    let client = flow.lock().map(|f| f.client.clone()).unwrap_or_default();
-    let (heading, intro) = heading(&client);
+    let Ok((client, from)) = flow.lock().map(|f| (f.client.clone(), f.from)) else { return expired(web, s) };
+    let (heading, intro) = heading(&client, from);
     let action = format!("{LOGIN_FLOW_PREFIX}/flow/{token}");
     let draft = Draft::from_form(&form);
-    let new = match parse_draft(web, &draft) {
+    let new = match parse_draft(web, s, &draft).await {
         Ok(new) => new,
         Err(errors) => return form_page(web, s, draft, errors, heading, intro, action).await,
     };

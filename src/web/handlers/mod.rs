@@ -26,6 +26,7 @@ pub struct Signed {
     pub user: String,
     pub csrf: String,
     pub session: SessionRef,
+    pub signed_in_at: u64,
 }
 
 pub async fn route(web: &Web, req: Request<Incoming>, ctx: Ctx, peer: Peer) -> Response<Body> {
@@ -50,12 +51,14 @@ pub async fn route(web: &Web, req: Request<Incoming>, ctx: Ctx, peer: Peer) -> R
         (&Method::GET, "static/copy.js") => return asset(COPY_JS, "text/javascript; charset=utf-8"),
         _ => {}
     }
+    if (req.method(), rest.as_str()) == (&Method::POST, "logout") {
+        return signin::logout(web, req, &ctx).await;
+    }
     let (signed, set_cookie) = match web.config.auth {
         WebAuth::Local => match (req.method(), rest.as_str()) {
             (&Method::GET, "login") => return signin::form(web, &req, &ctx),
             (&Method::POST, "login") => return signin::submit(web, req, &ctx).await,
             (&Method::POST, "login/code") => return signin::second_factor(web, req, &ctx).await,
-            (&Method::POST, "logout") => return signin::logout(web, req, &ctx).await,
             _ => match signed_in(&ctx) {
                 Some(s) => (s, None),
                 None => return to_sign_in(web, &req),
@@ -73,6 +76,13 @@ pub async fn route(web: &Web, req: Request<Incoming>, ctx: Ctx, peer: Peer) -> R
             }
         }
     };
+    if !still_valid(web, &signed).await {
+        web.state.sessions.end(&signed.id);
+        return match web.config.auth {
+            WebAuth::Local => to_sign_in(web, &req),
+            WebAuth::TrustedHeader => super::plain(StatusCode::FORBIDDEN, "this account is disabled\n"),
+        };
+    }
     // A shown-once password never outlives the page that showed it (the
     // profile download is the one exception, for a few minutes).
     if !rest.starts_with("created") && !path.starts_with(LOGIN_FLOW_PREFIX) {
@@ -128,16 +138,24 @@ async fn dispatch(web: &Web, req: Request<Incoming>, ctx: &Ctx, s: &Signed, rest
         "new" => passwords::create(web, ctx, s, form).await,
         "app-access" => passwords::app_access(web, s, form).await,
         "revoke-all" => passwords::revoke_all(web, s).await,
-        "security/password" => security::change_password(web, s, form).await,
+        "security/password" => security::change_password(web, ctx, s, form).await,
         "security/totp/start" => security::totp_start(web, s).await,
         "security/totp/confirm" => security::totp_confirm(web, s, form).await,
-        "security/totp/disable" => security::totp_disable(web, s, form).await,
+        "security/totp/disable" => security::totp_disable(web, ctx, s, form).await,
         _ => match rest.strip_prefix("passwords/").and_then(|r| r.split_once('/')) {
             Some((id, "rename")) => passwords::rename(web, s, id, form).await,
             Some((id, "revoke")) => passwords::revoke(web, s, id).await,
             _ => not_found(web, Some(s)),
         },
     }
+}
+
+/// A session ends when its user is disabled or removed, or when the login
+/// password changed after it signed in (an admin reset, another session).
+async fn still_valid(web: &Web, s: &Signed) -> bool {
+    let active = matches!(web.accounts.user(&s.user).await, Ok(u) if u.state == crate::store::model::UserState::Active);
+    let changed = web.state.logins.changed_at(&s.user).await.unwrap_or(u64::MAX);
+    active && changed <= s.signed_in_at
 }
 
 fn signed_in(ctx: &Ctx) -> Option<Signed> {
@@ -148,6 +166,7 @@ fn signed_in(ctx: &Ctx) -> Option<Signed> {
         user: s.user.clone(),
         csrf: s.csrf.clone(),
         session: session.clone(),
+        signed_in_at: s.signed_in_at,
     })
 }
 

@@ -84,6 +84,8 @@ pub struct Draft {
     pub expiry: String,
     pub expiry_date: String,
     pub networks: String,
+    /// Start with no service ticked.
+    pub untick: bool,
 }
 
 impl Draft {
@@ -96,6 +98,7 @@ impl Draft {
             expiry: form.get("expiry").to_string(),
             expiry_date: form.get("expiry_date").to_string(),
             networks: form.get("networks").to_string(),
+            untick: false,
         }
     }
 }
@@ -133,7 +136,9 @@ pub async fn form_page(
     intro: Option<String>,
     action: String,
 ) -> Response<Body> {
-    let fresh = draft.services.is_empty() && errors.is_empty();
+    // A new form starts with every service ticked; the login flow's starts
+    // with none, so a tricked user grants nothing by one click.
+    let fresh = draft.services.is_empty() && errors.is_empty() && !draft.untick;
     let services = web
         .accounts
         .service_names()
@@ -186,8 +191,16 @@ pub async fn new_form(web: &Web, _ctx: &Ctx, s: &Signed) -> Response<Body> {
 }
 
 /// Checks a create form; every problem is named next to its field.
-pub fn parse_draft(web: &Web, draft: &Draft) -> Result<NewPassword, Errors> {
+/// Collections must be ones the backend listed for this user: a path
+/// typed into the form could name someone else's.
+pub async fn parse_draft(web: &Web, s: &Signed, draft: &Draft) -> Result<NewPassword, Errors> {
     let mut errors = Errors::default();
+    if !draft.collections.is_empty() {
+        let listed: Vec<String> = web.collections.list(&s.user).await.into_iter().map(|c| c.path).collect();
+        if draft.collections.iter().any(|c| !listed.contains(c)) {
+            errors.add("service", "Choose calendars and address books from the list.");
+        }
+    }
     let name = draft.name.trim();
     if name.is_empty() {
         errors.add("name", "Give it a name, e.g. the device or app it is for.");
@@ -265,7 +278,7 @@ pub async fn create(web: &Web, _ctx: &Ctx, s: &Signed, form: Form) -> Response<B
     let draft = Draft::from_form(&form);
     let action = format!("{}new", web.config.path);
     let heading = "New app password".to_string();
-    let new = match parse_draft(web, &draft) {
+    let new = match parse_draft(web, s, &draft).await {
         Ok(new) => new,
         Err(errors) => return form_page(web, s, draft, errors, heading, None, action).await,
     };

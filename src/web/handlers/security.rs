@@ -1,5 +1,6 @@
 //! Login password change and the TOTP second factor (local sign-in only).
 
+use super::signin::{Blocked, guarded};
 use super::{Signed, chrome, html, lock, message};
 use crate::accounts::AccountError;
 use crate::config::WebAuth;
@@ -8,7 +9,7 @@ use crate::logins::PasswordCheck;
 use crate::secret::Secret;
 use crate::web::forms::{Errors, Form};
 use crate::web::pages::{Recovery, Security, TotpSetup};
-use crate::web::{Web, qr};
+use crate::web::{Ctx, Web, qr};
 use http::{Response, StatusCode};
 
 pub async fn page(web: &Web, s: &Signed, notice: Option<String>) -> Response<Body> {
@@ -44,25 +45,36 @@ fn local_only(web: &Web, s: &Signed) -> Option<Response<Body>> {
     })
 }
 
-/// Whether `presented` is the user's login password (a wrong one counts
-/// against the sign-in throttle like any other).
-async fn proves_password(web: &Web, s: &Signed, presented: &str) -> Result<bool, AccountError> {
-    let ok = !matches!(
-        web.state.logins.check_password(&s.user, &Secret::new(presented.to_string())).await?,
-        PasswordCheck::Refused
-    );
-    Ok(ok)
+/// Whether `presented` is the user's login password; a wrong one counts
+/// against the sign-in throttle like any other, and a throttled user gets
+/// an error rather than a check.
+async fn proves_password(web: &Web, ctx: &Ctx, s: &Signed, presented: &str) -> Result<bool, Response<Body>> {
+    let presented = Secret::new(presented.to_string());
+    let check = async {
+        let outcome = web.state.logins.check_password(&s.user, &presented).await?;
+        Ok(outcome != PasswordCheck::Refused)
+    };
+    match guarded(web, ctx, &s.user, check).await {
+        Ok(ok) => Ok(ok),
+        Err(Blocked::Throttled(_)) => {
+            let text = "Too many wrong passwords. Wait a while, then try again.";
+            Err(message(web, Some(s), StatusCode::TOO_MANY_REQUESTS, "Too many attempts", text))
+        }
+        Err(Blocked::Unavailable) => {
+            Err(message(web, Some(s), StatusCode::SERVICE_UNAVAILABLE, "Try again later", "Busy; try again."))
+        }
+    }
 }
 
-pub async fn change_password(web: &Web, s: &Signed, form: Form) -> Response<Body> {
+pub async fn change_password(web: &Web, ctx: &Ctx, s: &Signed, form: Form) -> Response<Body> {
     if let Some(res) = local_only(web, s) {
         return res;
     }
     let mut errors = Errors::default();
-    match proves_password(web, s, form.raw("current")).await {
+    match proves_password(web, ctx, s, form.raw("current")).await {
         Ok(true) => {}
         Ok(false) => errors.add("current", "That is not your current password."),
-        Err(e) => return trouble(web, s, &e),
+        Err(res) => return res,
     }
     let new = form.raw("new");
     let chars = new.chars().count();
@@ -79,7 +91,9 @@ pub async fn change_password(web: &Web, s: &Signed, form: Form) -> Response<Body
     }
     match web.state.logins.set_password(&s.user, &Secret::new(new.to_string()), "user").await {
         Ok(revoked) => {
-            // Other sessions may be someone else's: they end with the old password.
+            // Other sessions may be someone else's: they end with the old
+            // password; this one carries on.
+            lock(&s.session).signed_in_at = crate::store::model::unix_now();
             web.state.sessions.end_user(&s.user, Some(&s.id));
             let notice = if revoked > 0 {
                 format!("Password changed. As your policy asks, {revoked} app passwords were revoked.")
@@ -100,6 +114,13 @@ pub async fn change_password(web: &Web, s: &Signed, form: Form) -> Response<Body
 pub async fn totp_start(web: &Web, s: &Signed) -> Response<Body> {
     if let Some(res) = local_only(web, s) {
         return res;
+    }
+    // Replacing a second factor takes the password (turning it off first):
+    // a borrowed session alone must not be able to.
+    match web.state.logins.has_totp(&s.user).await {
+        Ok(false) => {}
+        Ok(true) => return page(web, s, Some("Two-step verification is already on; turn it off first.".into())).await,
+        Err(e) => return trouble(web, s, &e),
     }
     let offer = web.state.logins.offer_totp(&s.user);
     let page = TotpSetup {
@@ -123,6 +144,8 @@ pub async fn totp_confirm(web: &Web, s: &Signed, form: Form) -> Response<Body> {
     match web.state.logins.enable_totp(&s.user, &secret, form.get("code")).await {
         Ok(codes) => {
             lock(&s.session).totp_offer = None;
+            // Sessions signed in without the new factor end.
+            web.state.sessions.end_user(&s.user, Some(&s.id));
             let page = Recovery {
                 chrome: chrome(web, Some(s), "security"),
                 codes: codes.iter().map(|c| c.expose().as_str()).collect(),
@@ -143,18 +166,18 @@ pub async fn totp_confirm(web: &Web, s: &Signed, form: Form) -> Response<Body> {
     }
 }
 
-pub async fn totp_disable(web: &Web, s: &Signed, form: Form) -> Response<Body> {
+pub async fn totp_disable(web: &Web, ctx: &Ctx, s: &Signed, form: Form) -> Response<Body> {
     if let Some(res) = local_only(web, s) {
         return res;
     }
-    match proves_password(web, s, form.raw("current")).await {
+    match proves_password(web, ctx, s, form.raw("current")).await {
         Ok(true) => {}
         Ok(false) => {
             let mut errors = Errors::default();
             errors.add("disable", "That is not your password.");
             return render(web, s, None, errors).await;
         }
-        Err(e) => return trouble(web, s, &e),
+        Err(res) => return res,
     }
     match web.state.logins.disable_totp(&s.user, "user").await {
         Ok(_) => page(web, s, Some("Two-step verification is off.".into())).await,

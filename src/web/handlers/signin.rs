@@ -44,15 +44,40 @@ fn too_many(retry_after: Duration) -> String {
     format!("Too many failed attempts. Try again in {minutes} minute{}.", if minutes == 1 { "" } else { "s" })
 }
 
-/// Waits out the throttle's delay, or says why the attempt is refused.
-async fn throttled(web: &Web, ctx: &Ctx, user: &str) -> Option<Duration> {
+/// Why a guarded check did not say yes or no.
+pub enum Blocked {
+    Throttled(Duration),
+    Unavailable,
+}
+
+/// Runs one secret check (`check` returns whether it matched) under the
+/// throttle: one at a time per user, the throttle's delay first, the
+/// failure counted before the next attempt may start.
+pub async fn guarded<F>(web: &Web, ctx: &Ctx, user: &str, check: F) -> Result<bool, Blocked>
+where
+    F: std::future::Future<Output = Result<bool, crate::accounts::AccountError>>,
+{
+    let lock = web.state.attempts.get_with_by_ref(user, Default::default);
+    let _one_at_a_time = lock.lock().await;
     match web.state.throttle.check(ctx.client_ip, user) {
-        Verdict::Refuse(retry_after) => Some(retry_after),
-        Verdict::Proceed(delay) => {
-            tokio::time::sleep(delay).await;
-            None
+        Verdict::Refuse(retry_after) => return Err(Blocked::Throttled(retry_after)),
+        Verdict::Proceed(delay) => tokio::time::sleep(delay).await,
+    }
+    match check.await {
+        Ok(true) => Ok(true),
+        Ok(false) => {
+            web.state.throttle.record_failure(ctx.client_ip, user);
+            Ok(false)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "sign-in check failed");
+            Err(Blocked::Unavailable)
         }
     }
+}
+
+fn unavailable() -> Response<Body> {
+    crate::web::plain(StatusCode::SERVICE_UNAVAILABLE, "busy or the account store is unavailable: try again\n")
 }
 
 pub async fn submit(web: &Web, req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
@@ -70,20 +95,24 @@ pub async fn submit(web: &Web, req: Request<Incoming>, ctx: &Ctx) -> Response<Bo
     if user.is_empty() || form.raw("password").is_empty() {
         return refused(web, ctx, StatusCode::BAD_REQUEST, &user, &next, "Enter your user name and password.");
     }
-    if let Some(retry_after) = throttled(web, ctx, &user).await {
-        return refused(web, ctx, StatusCode::TOO_MANY_REQUESTS, &user, &next, &too_many(retry_after));
+    if user.chars().count() > crate::accounts::MAX_USER_CHARS {
+        return refused(web, ctx, StatusCode::FORBIDDEN, "", &next, "Wrong user name or password.");
     }
     let presented = Secret::new(form.raw("password").to_string());
-    let check = match web.state.logins.check_password(&user, &presented).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "sign-in check failed");
-            return crate::web::plain(StatusCode::SERVICE_UNAVAILABLE, "the account store is unavailable\n");
-        }
+    let mut outcome = PasswordCheck::Refused;
+    let check = async {
+        outcome = web.state.logins.check_password(&user, &presented).await?;
+        Ok(outcome != PasswordCheck::Refused)
     };
-    let stage = match check {
+    match guarded(web, ctx, &user, check).await {
+        Ok(_) => {}
+        Err(Blocked::Throttled(retry_after)) => {
+            return refused(web, ctx, StatusCode::TOO_MANY_REQUESTS, &user, &next, &too_many(retry_after));
+        }
+        Err(Blocked::Unavailable) => return unavailable(),
+    }
+    let stage = match outcome {
         PasswordCheck::Refused => {
-            web.state.throttle.record_failure(ctx.client_ip, &user);
             note_sign_in(web, ctx, &user, false, "wrong password").await;
             return refused(web, ctx, StatusCode::FORBIDDEN, &user, &next, "Wrong user name or password.");
         }
@@ -127,20 +156,14 @@ pub async fn second_factor(web: &Web, req: Request<Incoming>, ctx: &Ctx) -> Resp
     if !Secret::new(csrf.clone()).ct_eq(form.get("csrf")) {
         return again(StatusCode::FORBIDDEN, "The form expired. Please enter the code again.");
     }
-    if let Some(retry_after) = throttled(web, ctx, &user).await {
-        return again(StatusCode::TOO_MANY_REQUESTS, &too_many(retry_after));
-    }
-    match web.state.logins.check_second_factor(&user, form.get("code")).await {
+    match guarded(web, ctx, &user, web.state.logins.check_second_factor(&user, form.get("code"))).await {
         Ok(true) => {}
         Ok(false) => {
-            web.state.throttle.record_failure(ctx.client_ip, &user);
             note_sign_in(web, ctx, &user, false, "wrong code").await;
             return again(StatusCode::FORBIDDEN, "That code is not right. Codes change every 30 seconds.");
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "second factor check failed");
-            return crate::web::plain(StatusCode::SERVICE_UNAVAILABLE, "the account store is unavailable\n");
-        }
+        Err(Blocked::Throttled(retry_after)) => return again(StatusCode::TOO_MANY_REQUESTS, &too_many(retry_after)),
+        Err(Blocked::Unavailable) => return unavailable(),
     }
     // A new session id once fully signed in: a fixated id is worthless.
     web.state.sessions.end(&id);
@@ -211,8 +234,11 @@ pub async fn from_header(
         .get(&id)
         .ok_or_else(|| crate::web::plain(StatusCode::SERVICE_UNAVAILABLE, "too many sessions\n"))?;
     note_sign_in(web, ctx, &user, true, "single sign-on").await;
-    let csrf = lock(&session).csrf.clone();
-    Ok((Signed { id: id.clone(), user, csrf, session }, Some(session_cookie(ctx, &id))))
+    let (csrf, signed_in_at) = {
+        let s = lock(&session);
+        (s.csrf.clone(), s.signed_in_at)
+    };
+    Ok((Signed { id: id.clone(), user, csrf, session, signed_in_at }, Some(session_cookie(ctx, &id))))
 }
 
 /// A sign-in (or failure) in the account's history; unknown users have none.
