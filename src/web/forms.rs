@@ -15,11 +15,12 @@ pub struct Form {
 }
 
 impl Form {
-    pub async fn read(body: Incoming) -> Result<Form, &'static str> {
+    /// Reads the body; a too large or cut-off one is the `413` to send.
+    pub async fn read(body: Incoming) -> Result<Form, http::Response<crate::error::Body>> {
         let bytes = Limited::new(body, MAX_FORM_BYTES)
             .collect()
             .await
-            .map_err(|_| "the form is too large or was cut off")?
+            .map_err(|_| super::plain(http::StatusCode::PAYLOAD_TOO_LARGE, "the form is too large or was cut off\n"))?
             .to_bytes();
         Ok(Self::parse(&bytes))
     }

@@ -94,16 +94,12 @@ impl Web {
     /// page of ours under another spelling (`/x/../account/`,
     /// `%2e%2e`), and other `/index.php/...` paths stay the backend's.
     pub fn claims(&self, path: &str) -> bool {
-        let plain = path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
-            && !path.contains("//")
-            && !path.split('/').any(|s| s == "." || s == "..");
-        if !plain {
-            return false;
-        }
+        // Prefixes first: every DAV request passes here.
         let base = self.config.path.trim_end_matches('/');
-        path == base
+        let ours = path == base
             || path.starts_with(&self.config.path)
-            || (self.config.login_flow && login_flow::is_flow_path(path))
+            || (self.config.login_flow && login_flow::is_flow_path(path));
+        ours && is_plain_path(path)
     }
 
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -142,6 +138,14 @@ impl Web {
         secure_headers(res.headers_mut());
         res
     }
+}
+
+/// A path with one spelling only: no escapes, dot segments or empty
+/// segments that a proxy or backend could read differently.
+pub fn is_plain_path(path: &str) -> bool {
+    path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
+        && !path.contains("//")
+        && !path.split('/').any(|s| s == "." || s == "..")
 }
 
 fn secure_headers(h: &mut http::HeaderMap) {

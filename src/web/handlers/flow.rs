@@ -32,8 +32,9 @@ pub fn start(web: &Web, ctx: &Ctx) -> Response<Body> {
 /// `POST /index.php/login/v2/poll` with `token=…`: 404 until the user
 /// granted access, then the credentials, once.
 pub async fn poll(web: &Web, req: Request<Incoming>) -> Response<Body> {
-    let Ok(form) = Form::read(req.into_body()).await else {
-        return crate::web::plain(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large\n");
+    let form = match Form::read(req.into_body()).await {
+        Ok(f) => f,
+        Err(res) => return res,
     };
     match web.state.flows.poll(form.get("token")) {
         Some(grant) => json(

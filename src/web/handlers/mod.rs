@@ -172,9 +172,7 @@ fn signed_in(ctx: &Ctx) -> Option<Signed> {
 
 /// Reads a POST form and checks its CSRF token against the session's.
 async fn checked_form(req: Request<Incoming>, s: &Signed) -> Result<Form, Response<Body>> {
-    let form = Form::read(req.into_body())
-        .await
-        .map_err(|_| super::plain(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large\n"))?;
+    let form = Form::read(req.into_body()).await?;
     if !crate::secret::Secret::new(s.csrf.clone()).ct_eq(form.get("csrf")) {
         return Err(super::plain(
             StatusCode::FORBIDDEN,
@@ -268,9 +266,7 @@ fn to_sign_in(web: &Web, req: &Request<Incoming>) -> Response<Body> {
 /// URL of someone else's choosing.
 pub fn safe_next(web: &Web, next: &str) -> bool {
     (next.starts_with(&web.config.path) || next.starts_with(&format!("{LOGIN_FLOW_PREFIX}/flow/")))
-        && next.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
-        && !next.contains("//")
-        && !next.contains("/../")
+        && super::is_plain_path(next)
 }
 
 /// The session cookie for a new session.

@@ -84,7 +84,7 @@ pub async fn submit(web: &Web, req: Request<Incoming>, ctx: &Ctx) -> Response<Bo
     let cookie = session::cookie(req.headers(), PRE_COOKIE).map(String::from);
     let form = match Form::read(req.into_body()).await {
         Ok(f) => f,
-        Err(_) => return crate::web::plain(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large\n"),
+        Err(res) => return res,
     };
     let next = Some(form.get("next")).filter(|n| safe_next(web, n)).unwrap_or_default().to_string();
     let user = form.get("user").to_string();
@@ -145,7 +145,7 @@ pub async fn second_factor(web: &Web, req: Request<Incoming>, ctx: &Ctx) -> Resp
     }
     let form = match Form::read(req.into_body()).await {
         Ok(f) => f,
-        Err(_) => return crate::web::plain(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large\n"),
+        Err(res) => return res,
     };
     let next = Some(form.get("next")).filter(|n| safe_next(web, n)).unwrap_or_default().to_string();
     let again = |status, error: &str| {
