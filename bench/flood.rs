@@ -146,7 +146,7 @@ async fn main() {
         dir.path().join("store").display()
     );
     let config = Config::parse(&text, "bench.toml").unwrap();
-    let store = davgate::App::open_store(&config).unwrap();
+    let store = davgate::store::open(&config.store).await.unwrap();
     let app = davgate::App::new(config, store).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/alice/", listener.local_addr().unwrap());

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite and the demo need, idempotently:
 # Debian packages (litmus, python3-venv, apache2-bin and systemd for the
-# deploy recipes' tests), a project-local Python venv (.venv) with Radicale,
-# WsgiDAV and the python caldav client, and .venv-schemathesis.
+# deploy recipes' tests, postgresql for the PostgreSQL store's), a
+# project-local Python venv (.venv) with Radicale, WsgiDAV and the python
+# caldav client, and .venv-schemathesis.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"
@@ -21,6 +22,9 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # WebDriver.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+# The PostgreSQL store's tests (tests/common/postgres.rs): initdb, pg_ctl and
+# the server, from PATH or Debian's /usr/lib/postgresql/<version>/bin.
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then need_apt+=(postgresql); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq

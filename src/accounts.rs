@@ -51,6 +51,7 @@ impl AccountError {
             Self::TooMany { .. } => "too_many_passwords",
             Self::Busy => "busy",
             Self::Store(StoreError::Locked { .. }) => "store_locked",
+            Self::Store(StoreError::Unavailable(_)) => "store_unavailable",
             Self::Store(_) => "store_error",
         }
     }

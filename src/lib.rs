@@ -174,11 +174,6 @@ impl App {
         self.config.store(Arc::new(effective));
         Ok(needs_restart)
     }
-
-    /// Opens the store the config names.
-    pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, store::StoreError> {
-        Ok(Arc::new(store::sled::SledStore::open(&config.store.path, config.store.cache_mib)?))
-    }
 }
 
 fn build_gateway(
@@ -234,11 +229,14 @@ pub async fn run(app: Arc<App>, listeners: Listeners, shutdown: watch::Receiver<
             cache.run_pending_tasks().await;
         }
     });
+    if let Some(feed) = app.store.follow_changes(config.cache.max_staleness) {
+        tokio::spawn(apply_changes(feed, app.cache.clone(), config.cache.max_staleness));
+    }
     let sweeper = tokio::spawn(run_expiry_sweep(app.clone(), config.expiry.sweep_interval, tasks_stopped));
     let mut admin_tasks = Vec::new();
-    if let Some(listener) = listeners.admin_socket {
+    if let (Some(listener), Some(path)) = (listeners.admin_socket, config.admin_socket()) {
         let (app, shutdown) = (app.clone(), shutdown.clone());
-        admin_tasks.push(tokio::spawn(admin::socket::serve(listener, config.admin_socket(), app, shutdown)));
+        admin_tasks.push(tokio::spawn(admin::socket::serve(listener, path, app, shutdown)));
     }
     if let Some(listener) = listeners.admin_tcp {
         let tls = listeners.admin_tls;
@@ -254,6 +252,30 @@ pub async fn run(app: Arc<App>, listeners: Listeners, shutdown: watch::Receiver<
         let _ = task.await;
     }
     served
+}
+
+/// Keeps the verify cache in step with changes other instances make to a
+/// shared store. Until the feed is live, and whenever it is down, cached
+/// credentials older than `max_staleness` are verified again; when it comes
+/// back, everything cached is dropped, as changes may have gone unseen.
+async fn apply_changes(
+    mut feed: tokio::sync::mpsc::Receiver<store::FeedEvent>,
+    cache: Arc<VerifyCache>,
+    max_staleness: std::time::Duration,
+) {
+    use store::{Change, FeedEvent};
+    cache.bound_age(Some(max_staleness));
+    while let Some(event) = feed.recv().await {
+        match event {
+            FeedEvent::Changed(Change::User(name)) => cache.invalidate_user(&name).await,
+            FeedEvent::Changed(Change::Password(id)) => cache.invalidate_password(&id).await,
+            FeedEvent::Down => cache.bound_age(Some(max_staleness)),
+            FeedEvent::Resumed => {
+                cache.invalidate_all().await;
+                cache.bound_age(None);
+            }
+        }
+    }
 }
 
 /// Records `expired` events periodically (refusal itself is immediate).

@@ -31,7 +31,12 @@ fn config_errors_name_file_and_key_and_exit_1() {
     for (text, expected) in [
         (
             MINIMAL.replace("[store]", "[store]\npaht = \"x\""),
-            "davgate.toml: store.paht: unknown field `paht`, expected `path`",
+            "davgate.toml: store.paht: unknown field `paht`, expected one of `path`, `url`",
+        ),
+        (MINIMAL.replace("[store]", "[store]\nurl = \"postgres://u@db/d\""), "davgate.toml: store: set either path"),
+        (
+            MINIMAL.replace("[store]\npath", "[store]\nurl = \"postgres://u:secret@db/d\"\n#"),
+            "davgate.toml: store.url: holds a password",
         ),
         (MINIMAL.replace("127.0.0.1:8080", "localhost"), "davgate.toml: server.listen:"),
         (MINIMAL.replace("http://127.0.0.1:5232", "ftp://x"), "davgate.toml: upstream.url:"),

@@ -13,6 +13,7 @@ mod events;
 mod output;
 mod password;
 mod serve;
+mod store;
 mod user;
 
 use anyhow::Context;
@@ -57,6 +58,9 @@ enum Command {
     /// Manage bearer tokens for the TCP admin API
     #[command(subcommand)]
     AdminToken(admin_token::AdminTokenCommand),
+    /// Apply PostgreSQL migrations, or copy everything between stores
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// Logging to stderr: compact lines, or JSON with `[log] format = "json"`.
@@ -77,18 +81,25 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     Ok(Config::load(path)?)
 }
 
-/// The API, through the running server's socket or on the store directly.
+/// The API, through the running server's socket or on the store directly
+/// (a PostgreSQL store may be opened beside running servers: they learn of
+/// changes through its notifications).
 async fn admin_client(config: &Config) -> anyhow::Result<AdminClient> {
     let socket = config.admin_socket();
-    if AdminClient::socket_is_live(&socket).await {
-        return Ok(AdminClient::Socket(socket));
+    if let Some(socket) = &socket
+        && AdminClient::socket_is_live(socket).await
+    {
+        return Ok(AdminClient::Socket(socket.clone()));
     }
-    let store = davgate::App::open_store(config).with_context(|| {
-        format!(
-            "store.path: cannot open {} (and no server answers on admin.socket {})",
-            config.store.path.display(),
-            socket.display()
-        )
+    let store = davgate::store::open(&config.store).await.with_context(|| match &socket {
+        Some(socket) => {
+            format!(
+                "cannot open {} (and no server answers on admin.socket {})",
+                config.store.describe(),
+                socket.display()
+            )
+        }
+        None => format!("cannot open {}", config.store.describe()),
     })?;
     let app = davgate::App::new(config.clone(), store)?;
     Ok(AdminClient::InProcess(app.accounts.clone(), app.web.logins.clone()))
@@ -102,6 +113,15 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     if let Command::Config(c) = cli.command {
         init_logging(&LogConfig::default());
         return config::run(c, &cli.config);
+    }
+    if let Command::Store(c) = cli.command {
+        // A copy between two named stores needs no config file.
+        let config = match (&c, cli.config.exists()) {
+            (store::StoreCommand::Copy { .. }, false) => None,
+            _ => Some(load_config(&cli.config)?),
+        };
+        init_logging(config.as_ref().map(|c| &c.log).unwrap_or(&LogConfig::default()));
+        return store::run(c, config.as_ref(), json).await;
     }
     let config = load_config(&cli.config)?;
     init_logging(&config.log);
@@ -131,6 +151,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             output::emit(json, &health, || println!("ok: {via}"));
             Ok(())
         }
-        Command::Serve | Command::Config(_) => unreachable!("handled above"),
+        Command::Serve | Command::Config(_) | Command::Store(_) => unreachable!("handled above"),
     }
 }

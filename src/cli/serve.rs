@@ -12,8 +12,9 @@ use tokio::sync::watch;
 
 pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     super::init_logging(&config.log);
-    let store =
-        App::open_store(&config).with_context(|| format!("store.path: cannot open {}", config.store.path.display()))?;
+    let store = davgate::store::open(&config.store)
+        .await
+        .with_context(|| format!("cannot open {}", config.store.describe()))?;
     let gateway = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
@@ -25,7 +26,10 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
         Some(t) => Some(davgate::server::tls::acceptor(t, "admin.tls")?),
         None => None,
     };
-    let admin_socket = davgate::admin::socket::bind(&config.admin_socket())?;
+    let admin_socket = match config.admin_socket() {
+        Some(path) => Some(davgate::admin::socket::bind(&path)?),
+        None => None,
+    };
     // Handlers exist before "ready": a signal sent at once must not find
     // the default action (which would end the process).
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -36,7 +40,7 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     tracing::info!(
         listen = %gateway.local_addr()?,
         upstream = %config.upstream.url,
-        admin_socket = %config.admin_socket().display(),
+        admin_socket = %config.admin_socket().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
         admin_listen = %admin_tcp.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
         "davgate ready"
     );
@@ -50,7 +54,7 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     tokio::spawn(reload_on_sighup(app.clone(), path, hup));
-    let listeners = Listeners { gateway, admin_socket: Some(admin_socket), admin_tcp, admin_tls };
+    let listeners = Listeners { gateway, admin_socket, admin_tcp, admin_tls };
     davgate::run(app, listeners, stopped).await?;
     tracing::info!("stopped");
     Ok(())

@@ -88,12 +88,14 @@ impl Config {
         if problems.is_empty() { Ok(config) } else { Err(ConfigError { problems }) }
     }
 
-    /// The admin socket path: configured, or the store path with `.sock` appended.
-    pub fn admin_socket(&self) -> PathBuf {
-        self.admin.socket.clone().unwrap_or_else(|| {
-            let mut s = self.store.path.clone().into_os_string();
+    /// The admin socket path: configured, or the sled store's path with
+    /// `.sock` appended. A PostgreSQL store has none unless configured: the
+    /// CLI can open the database beside running servers.
+    pub fn admin_socket(&self) -> Option<PathBuf> {
+        self.admin.socket.clone().or_else(|| {
+            let mut s = self.store.path.clone()?.into_os_string();
             s.push(".sock");
-            PathBuf::from(s)
+            Some(PathBuf::from(s))
         })
     }
 
@@ -140,7 +142,7 @@ path = "./davgate-data"
         assert_eq!(c.hash.memory_kib, 19456);
         assert_eq!(c.policy.max_active_passwords, 25);
         assert_eq!(c.activity.flush_interval, Duration::from_secs(60));
-        assert_eq!(c.admin_socket(), PathBuf::from("./davgate-data.sock"));
+        assert_eq!(c.admin_socket(), Some(PathBuf::from("./davgate-data.sock")));
         assert!(c.services.contains_key("caldav"));
     }
 

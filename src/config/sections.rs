@@ -112,10 +112,62 @@ pub struct UpstreamConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    pub path: PathBuf,
+    /// The embedded sled store's directory. Exactly one of `path` and `url`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// A PostgreSQL store shared by several instances:
+    /// `postgres://user@host:port/db` (`?sslmode=require` for TLS). The
+    /// password comes from `password_file` or `DAVGATE_STORE_PASSWORD`,
+    /// never from the URL, so the config can be shown.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Extra PEM CA bundle trusted for the database's TLS certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Pooled database connections (plus one for change notifications).
+    #[serde(default = "default_store_pool_size")]
+    pub pool_size: usize,
+    /// The longest a database connect, pool wait or statement may take.
+    #[serde(default = "secs::<5>", with = "duration")]
+    pub timeout: Duration,
     /// sled's page cache, in MiB (sled's own default is 1 GiB).
     #[serde(default = "default_store_cache_mib")]
     pub cache_mib: u64,
+}
+
+impl StoreConfig {
+    /// An embedded store at `path`, other keys at their defaults.
+    pub fn sled(path: &std::path::Path) -> Self {
+        Self { path: Some(path.to_path_buf()), ..Self::blank() }
+    }
+
+    /// A PostgreSQL store at `url`, other keys at their defaults.
+    pub fn postgres(url: &str) -> Self {
+        Self { url: Some(url.to_string()), ..Self::blank() }
+    }
+
+    /// The config key and value naming the store, for messages.
+    pub fn describe(&self) -> String {
+        match (&self.path, &self.url) {
+            (Some(path), _) => format!("store.path {}", path.display()),
+            (None, Some(url)) => format!("store.url {url}"),
+            (None, None) => "store (not set)".into(),
+        }
+    }
+
+    fn blank() -> Self {
+        Self {
+            path: None,
+            url: None,
+            password_file: None,
+            ca_file: None,
+            pool_size: default_store_pool_size(),
+            timeout: secs::<5>(),
+            cache_mib: default_store_cache_mib(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -143,6 +195,12 @@ pub struct CacheConfig {
     pub capacity: u64,
     #[serde(default = "secs::<600>", with = "duration")]
     pub ttl: Duration,
+    /// While the PostgreSQL change feed is down, a cached credential older
+    /// than this has its record read again (no argon2): the longest a
+    /// revocation made on another instance can go unseen, and how long
+    /// cached clients ride out a database outage.
+    #[serde(default = "secs::<30>", with = "duration")]
+    pub max_staleness: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -281,7 +339,7 @@ impl Default for HashConfig {
 }
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { capacity: default_cache_capacity(), ttl: secs::<600>() }
+        Self { capacity: default_cache_capacity(), ttl: secs::<600>(), max_staleness: secs::<30>() }
     }
 }
 impl Default for ActivityConfig {
@@ -377,6 +435,9 @@ fn default_identity_header() -> String {
 }
 fn default_pool_max_idle() -> usize {
     64
+}
+fn default_store_pool_size() -> usize {
+    16
 }
 fn default_store_cache_mib() -> u64 {
     64

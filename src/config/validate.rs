@@ -79,9 +79,7 @@ impl Config {
         {
             p.push(format!("upstream.ca_file: cannot read {}: {e}", ca.display()));
         }
-        if self.store.path.as_os_str().is_empty() {
-            p.push("store.path: must not be empty".into());
-        }
+        self.validate_store(&mut p);
         if let Err(e) = argon2::Params::new(self.hash.memory_kib, self.hash.iterations, self.hash.parallelism, None) {
             p.push(format!("hash: invalid argon2 parameters (memory_kib, iterations, parallelism): {e}"));
         } else if self.hash.memory_kib < 8192 {
@@ -145,6 +143,45 @@ impl Config {
 }
 
 impl Config {
+    fn validate_store(&self, p: &mut Vec<String>) {
+        let store = &self.store;
+        match (&store.path, &store.url) {
+            (Some(_), Some(_)) => p.push("store: set either path (sled) or url (PostgreSQL), not both".into()),
+            (None, None) => p.push("store: set path (the embedded sled store) or url (PostgreSQL)".into()),
+            (Some(path), None) if path.as_os_str().is_empty() => p.push("store.path: must not be empty".into()),
+            (Some(_), None) => {
+                for (key, set) in
+                    [("password_file", store.password_file.is_some()), ("ca_file", store.ca_file.is_some())]
+                {
+                    if set {
+                        p.push(format!("store.{key}: only used with store.url (PostgreSQL)"));
+                    }
+                }
+            }
+            (None, Some(url)) => {
+                if let Err(e) = crate::store::postgres::parse_url(url) {
+                    p.push(format!("store.url: {e}"));
+                }
+            }
+        }
+        for (key, file) in [("password_file", &store.password_file), ("ca_file", &store.ca_file)] {
+            if let Some(file) = file
+                && let Err(e) = std::fs::metadata(file)
+            {
+                p.push(format!("store.{key}: cannot read {}: {e}", file.display()));
+            }
+        }
+        if store.pool_size == 0 {
+            p.push("store.pool_size: must be at least 1".into());
+        }
+        if store.timeout.is_zero() {
+            p.push("store.timeout: must be longer than 0s".into());
+        }
+        if self.cache.max_staleness.is_zero() {
+            p.push("cache.max_staleness: must be longer than 0s".into());
+        }
+    }
+
     fn validate_web(&self) -> Vec<String> {
         let web = &self.web;
         let mut p = Vec::new();

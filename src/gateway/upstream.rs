@@ -23,19 +23,20 @@ pub struct Upstream {
     timeout: Duration,
 }
 
-pub(crate) fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<rustls::ClientConfig> {
+/// A client config trusting the Mozilla roots plus the PEM bundle `ca_file`;
+/// errors name the config key `key`.
+pub(crate) fn tls_config(ca_file: Option<&std::path::Path>, key: &str) -> anyhow::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
-        let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(path).and_then(|it| it.collect()).map_err(|e| {
-                anyhow::anyhow!("upstream.ca_file: cannot read PEM certificates from {}: {e}", path.display())
-            })?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect())
+            .map_err(|e| anyhow::anyhow!("{key}: cannot read PEM certificates from {}: {e}", path.display()))?;
         if certs.is_empty() {
-            anyhow::bail!("upstream.ca_file: {} holds no certificate", path.display());
+            anyhow::bail!("{key}: {} holds no certificate", path.display());
         }
         for cert in certs {
-            roots.add(cert).map_err(|e| anyhow::anyhow!("upstream.ca_file: {}: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| anyhow::anyhow!("{key}: {}: {e}", path.display()))?;
         }
     }
     Ok(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
@@ -48,7 +49,7 @@ impl Upstream {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(config.ca_file.as_deref())?)
+            .with_tls_config(tls_config(config.ca_file.as_deref(), "upstream.ca_file")?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);

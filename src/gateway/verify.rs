@@ -33,6 +33,9 @@ pub struct Grant {
     pub user: String,
     pub scope: Scope,
     pub expires: Option<u64>,
+    /// When the store was read for it (bounds its age while the change feed
+    /// of a shared store is down).
+    pub verified_at: Instant,
 }
 
 /// Why verification failed. The client sees the same `401` for all of them;
@@ -84,6 +87,13 @@ impl Expiry<CacheKey, Arc<Grant>> for GrantExpiry {
     }
 }
 
+/// A cache hit: usable as is, or older than the bound set while a shared
+/// store's change feed is down, so its record must be read again.
+enum Cached {
+    Fresh(Arc<Grant>),
+    Stale(Arc<Grant>),
+}
+
 /// Verified credentials, keyed by a keyed hash of the credential.
 pub struct VerifyCache {
     cache: moka::future::Cache<CacheKey, Arc<Grant>>,
@@ -93,6 +103,9 @@ pub struct VerifyCache {
     epoch: AtomicU64,
     /// Orders "check epoch + insert" against "bump + invalidate".
     insert_lock: tokio::sync::Mutex<()>,
+    /// The oldest a hit may be, in ms; `u64::MAX` for no bound beyond the
+    /// TTL. Set while a shared store's change feed is down.
+    max_age_ms: AtomicU64,
 }
 
 impl VerifyCache {
@@ -102,7 +115,13 @@ impl VerifyCache {
             .expire_after(GrantExpiry { ttl })
             .support_invalidation_closures()
             .build();
-        Self { cache, key: rand::random(), epoch: AtomicU64::new(0), insert_lock: tokio::sync::Mutex::new(()) }
+        Self {
+            cache,
+            key: rand::random(),
+            epoch: AtomicU64::new(0),
+            insert_lock: tokio::sync::Mutex::new(()),
+            max_age_ms: AtomicU64::new(u64::MAX),
+        }
     }
 
     fn key_for(&self, user: &str, password: &str) -> CacheKey {
@@ -113,13 +132,17 @@ impl VerifyCache {
         *h.finalize().as_bytes()
     }
 
-    async fn get(&self, key: &CacheKey) -> Option<Arc<Grant>> {
+    async fn get(&self, key: &CacheKey) -> Option<Cached> {
         let grant = self.cache.get(key).await?;
         if grant.expires.is_some_and(|e| e <= unix_now()) {
             self.cache.invalidate(key).await;
             return None;
         }
-        Some(grant)
+        let max_age = self.max_age_ms.load(Ordering::Relaxed);
+        if max_age != u64::MAX && grant.verified_at.elapsed() > Duration::from_millis(max_age) {
+            return Some(Cached::Stale(grant));
+        }
+        Some(Cached::Fresh(grant))
     }
 
     async fn insert_unless_invalidated(&self, key: CacheKey, grant: Arc<Grant>, epoch_seen: u64) {
@@ -147,6 +170,19 @@ impl VerifyCache {
     pub async fn invalidate_password(&self, id: &str) {
         let id = id.to_string();
         self.invalidate_where(move |g| g.password_id == id).await;
+    }
+
+    /// Drops everything: changes may have gone unseen.
+    pub async fn invalidate_all(&self) {
+        let _guard = self.insert_lock.lock().await;
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
+    }
+
+    /// While `Some`, hits older than this are verified again.
+    pub fn bound_age(&self, max_age: Option<Duration>) {
+        let ms = max_age.map_or(u64::MAX, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1));
+        self.max_age_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Moka has no background thread: housekeeping runs from here, periodically.
@@ -257,9 +293,13 @@ impl Verifier {
     /// of a well-formed password).
     pub async fn verify(&self, user: &str, presented: &str, ip: IpAddr) -> Result<Arc<Grant>, VerifyError> {
         let key = self.cache.key_for(user, presented);
-        if let Some(grant) = self.cache.get(&key).await {
-            self.metrics.verify_cache_hits.inc();
-            return Ok(grant);
+        match self.cache.get(&key).await {
+            Some(Cached::Fresh(grant)) => {
+                self.metrics.verify_cache_hits.inc();
+                return Ok(grant);
+            }
+            Some(Cached::Stale(grant)) => return self.reconfirm(key, &grant).await,
+            None => {}
         }
         self.metrics.verify_cache_misses.inc();
         match self.throttle.check(ip, user) {
@@ -280,9 +320,31 @@ impl Verifier {
         result
     }
 
+    /// Reads a stale hit's record again (no argon2: the secret was
+    /// verified). A refusal drops the entry; an unreachable store keeps it
+    /// unused until the store answers.
+    async fn reconfirm(&self, key: CacheKey, grant: &Grant) -> Result<Arc<Grant>, VerifyError> {
+        let epoch = self.cache.epoch.load(Ordering::SeqCst);
+        let verified_at = Instant::now();
+        match self.check_record(&grant.user, &grant.password_id).await {
+            Ok(record) => {
+                let fresh =
+                    Arc::new(Grant { scope: record.scope, expires: record.expires, verified_at, ..grant.clone() });
+                self.cache.insert_unless_invalidated(key, fresh.clone(), epoch).await;
+                Ok(fresh)
+            }
+            Err(VerifyError::StoreUnavailable) => Err(VerifyError::StoreUnavailable),
+            Err(refusal) => {
+                self.cache.cache.invalidate(&key).await;
+                Err(refusal)
+            }
+        }
+    }
+
     async fn verify_cold(&self, user: &str, presented: &str) -> Result<Arc<Grant>, VerifyError> {
         let canonical = password::parse(presented).ok_or(VerifyError::Malformed)?;
-        let record = match self.check_record(user, &canonical).await {
+        let verified_at = Instant::now();
+        let record = match self.check_record(user, &password::id_of(&canonical)).await {
             Ok(record) => record,
             Err(VerifyError::StoreUnavailable) => return Err(VerifyError::StoreUnavailable),
             Err(refusal) => {
@@ -293,7 +355,13 @@ impl Verifier {
         if !self.pool.verify(canonical, record.hash.clone()).await? {
             return Err(VerifyError::WrongSecret);
         }
-        Ok(Arc::new(Grant { password_id: record.id, user: record.user, scope: record.scope, expires: record.expires }))
+        Ok(Arc::new(Grant {
+            password_id: record.id,
+            user: record.user,
+            scope: record.scope,
+            expires: record.expires,
+            verified_at,
+        }))
     }
 
     fn store_failed(&self) -> VerifyError {
@@ -301,11 +369,9 @@ impl Verifier {
         VerifyError::StoreUnavailable
     }
 
-    /// Loads the one record the password's id names and checks everything
-    /// but the secret.
-    async fn check_record(&self, user: &str, canonical: &Secret<String>) -> Result<AppPassword, VerifyError> {
-        let id = password::id_of(canonical);
-        let record = self.store.get_password(&id).await.map_err(|_| self.store_failed())?;
+    /// Loads the one record `id` names and checks everything but the secret.
+    async fn check_record(&self, user: &str, id: &str) -> Result<AppPassword, VerifyError> {
+        let record = self.store.get_password(id).await.map_err(|_| self.store_failed())?;
         let record = record.ok_or(VerifyError::UnknownId)?;
         if record.user != user {
             return Err(VerifyError::WrongUser);

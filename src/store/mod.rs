@@ -3,13 +3,20 @@
 //! Every write a caller is told succeeded is durable first (a crash loses
 //! nothing acknowledged). The trait holds records only; rules such as the
 //! active-password limit live in [`crate::accounts`], so every store gets
-//! them for free. `sled` is the embedded default.
+//! them for free. `sled` is the embedded default; `postgres` is shared by
+//! several instances, which learn of each other's account changes through
+//! [`Store::follow_changes`].
 
+pub mod copy;
 pub mod model;
+pub mod postgres;
 pub mod sled;
 
+use crate::config::StoreConfig;
 use crate::password::AppPasswordId;
 use model::{Activity, AdminToken, AppPassword, Event, EventKind, Login, User};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -21,6 +28,9 @@ pub enum StoreError {
     Io(String),
     #[error("a stored record is corrupt: {0}")]
     Corrupt(String),
+    /// The database cannot be reached (down, failing over, pool exhausted).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -46,6 +56,34 @@ impl EventQuery {
         (self.kinds.is_empty() || self.kinds.contains(&event.kind))
             && self.since.is_none_or(|s| event.at >= s)
             && self.until.is_none_or(|u| event.at < u)
+    }
+}
+
+/// An account change that cached credentials must not outlive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Disabled, removed, app access off, or every password revoked.
+    User(String),
+    /// Revoked, expired or otherwise changed.
+    Password(AppPasswordId),
+}
+
+/// What a shared store reports to each instance's verify cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEvent {
+    Changed(Change),
+    /// The feed is down: changes may go unseen until [`FeedEvent::Resumed`].
+    Down,
+    /// The feed is (again) live; anything may have changed while it was not.
+    Resumed,
+}
+
+/// Opens the store `config` names (applying PostgreSQL migrations).
+pub async fn open(config: &StoreConfig) -> StoreResult<Arc<dyn Store>> {
+    match (&config.path, &config.url) {
+        (Some(path), None) => Ok(Arc::new(sled::SledStore::open(path, config.cache_mib)?)),
+        (None, Some(_)) => Ok(Arc::new(postgres::PgStore::open(config).await?)),
+        _ => Err(StoreError::Io("set either store.path or store.url".into())),
     }
 }
 
@@ -81,6 +119,8 @@ pub trait Store: Send + Sync + 'static {
     async fn append_event(&self, event: &Event) -> StoreResult<()>;
     /// Replaces `password` (now marked expiry-recorded) and appends its
     /// `expired` event in one atomic write: never one without the other.
+    /// Nothing is written when the stored password is gone or its expiry is
+    /// already recorded (several instances sweep the same store).
     async fn record_expiry(&self, password: &AppPassword, event: &Event) -> StoreResult<()>;
     /// Newest first, filtered and paged as `query` says.
     async fn list_events(&self, query: &EventQuery) -> StoreResult<Vec<Event>>;
@@ -100,4 +140,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Durable writes since open: the request path must never add to it.
     fn write_count(&self) -> u64;
+
+    /// Account changes written by any process sharing this store, for the
+    /// verify cache; `None` when only this process writes (sled). The feed
+    /// checks its own health at least every `heartbeat`.
+    fn follow_changes(&self, heartbeat: Duration) -> Option<tokio::sync::mpsc::Receiver<FeedEvent>> {
+        let _ = heartbeat;
+        None
+    }
 }

@@ -121,6 +121,9 @@ impl SledStore {
     ) -> StoreResult<Vec<Event>> {
         let mut out = Vec::new();
         let mut skipped = 0;
+        if query.limit == 0 {
+            return Ok(out);
+        }
         for key in keys {
             let Some(value) = self.events.get(key.map_err(io)?).map_err(io)? else { continue };
             let event: Event = decode(&value)?;
@@ -222,11 +225,18 @@ impl Store for SledStore {
     }
 
     async fn update_passwords(&self, list: &[AppPassword]) -> StoreResult<()> {
-        let mut batch = sled::Batch::default();
-        for p in list {
-            batch.insert(p.id.as_bytes(), encode(p));
-        }
-        self.passwords.apply_batch(batch).map_err(io)?;
+        let encoded: Vec<(&str, Vec<u8>)> = list.iter().map(|p| (p.id.as_str(), encode(p))).collect();
+        self.passwords
+            .transaction(|passwords| {
+                // Only records that exist: an update never creates one.
+                for (id, value) in &encoded {
+                    if passwords.get(id.as_bytes())?.is_some() {
+                        passwords.insert(id.as_bytes(), value.as_slice())?;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(from_tx)?;
         self.durable().await
     }
 
@@ -328,9 +338,12 @@ impl Store for SledStore {
         let (record, value) = (encode(password), encode(event));
         (&self.passwords, &self.events, &self.event_log)
             .transaction(|(passwords, events, event_log)| {
-                // A password removed meanwhile stays removed.
-                if passwords.get(password.id.as_bytes())?.is_none() {
-                    return Ok(());
+                // A password removed meanwhile stays removed; an expiry
+                // recorded meanwhile is not recorded twice.
+                match passwords.get(password.id.as_bytes())? {
+                    None => return Ok(()),
+                    Some(stored) if decode::<AppPassword>(&stored).is_ok_and(|p| p.expiry_recorded) => return Ok(()),
+                    Some(_) => {}
                 }
                 passwords.insert(password.id.as_bytes(), record.as_slice())?;
                 events.insert(key.as_slice(), value.as_slice())?;

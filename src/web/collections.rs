@@ -41,7 +41,7 @@ impl Lister {
         http.enforce_http(false);
         http.set_connect_timeout(Some(TIMEOUT));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(crate::gateway::upstream::tls_config(config.ca_file.as_deref())?)
+            .with_tls_config(crate::gateway::upstream::tls_config(config.ca_file.as_deref(), "upstream.ca_file")?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);

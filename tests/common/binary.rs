@@ -25,14 +25,28 @@ impl Setup {
     }
 
     pub fn with_sections(upstream: &str, sections: &str) -> Setup {
+        Self::build(upstream, |dir| format!("[store]\npath = \"{}\"\n{sections}", dir.join("store").display()))
+    }
+
+    /// On the PostgreSQL store at `url`, with an admin socket of its own
+    /// (at [`Setup::socket`]) and `admin` as further `[admin]` keys.
+    pub fn postgres(upstream: &str, url: &str, admin: &str, sections: &str) -> Setup {
+        Self::build(upstream, |dir| {
+            let socket = dir.join("store.sock");
+            format!("[store]\nurl = \"{url}\"\n[admin]\nsocket = \"{}\"\n{admin}\n{sections}", socket.display())
+        })
+    }
+
+    /// A config with `[server]` and `[upstream]`, then what `rest` writes
+    /// for the temp dir (from `[store]` on).
+    fn build(upstream: &str, rest: impl FnOnce(&Path) -> String) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let port = super::backends::free_port();
         let config = dir.path().join("davgate.toml");
-        let throttle = if sections.contains("[throttle]") { "" } else { super::gate::RELAXED_THROTTLE };
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"{upstream}\"\n[store]\npath = \"{}\"\n{sections}\n{throttle}",
-            dir.path().join("store").display()
-        );
+        let rest = rest(dir.path());
+        let throttle = if rest.contains("[throttle]") { "" } else { super::gate::RELAXED_THROTTLE };
+        let text =
+            format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"{upstream}\"\n{rest}\n{throttle}");
         std::fs::write(&config, text).unwrap();
         Setup { dir, config, port }
     }

@@ -78,7 +78,7 @@ impl Gate {
             listeners.admin_tcp = Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
         }
         let admin = listeners.admin_tcp.as_ref().map(|l| l.local_addr().unwrap());
-        let store = App::open_store(&config).unwrap();
+        let store = davgate::store::open(&config.store).await.unwrap();
         let app = App::new(config, store).unwrap();
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(davgate::run(app.clone(), listeners, stopped));

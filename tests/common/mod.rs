@@ -7,6 +7,7 @@ pub mod backends;
 pub mod binary;
 pub mod client;
 pub mod gate;
+pub mod postgres;
 pub mod recipes;
 pub mod recorder;
 pub mod web;

@@ -1,0 +1,110 @@
+//! Turning `[store]` into a connection config, a TLS connector and a pool.
+
+use crate::config::StoreConfig;
+use crate::store::{StoreError, StoreResult};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::Duration;
+use tokio_postgres::config::SslMode;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// Where the password comes from when the config has no `password_file`.
+pub const PASSWORD_ENV: &str = "DAVGATE_STORE_PASSWORD";
+
+/// Parses a `postgres://` URL, refusing one that carries a password (it
+/// would end up in config dumps and process listings).
+pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err("must start with postgres:// (e.g. postgres://davgate@db.example:5432/davgate)".into());
+    }
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    if config.get_password().is_some() {
+        return Err(format!("holds a password: put it in store.password_file or ${PASSWORD_ENV} instead"));
+    }
+    if config.get_hosts().is_empty() {
+        return Err("names no host".into());
+    }
+    // libpq's default `prefer` would try TLS without checking anything;
+    // davgate verifies certificates, so TLS is asked for explicitly.
+    if !url.contains("sslmode=") {
+        config.ssl_mode(SslMode::Disable);
+    }
+    Ok(config)
+}
+
+/// The database password: `password_file` (one line), else the environment.
+fn password(store: &StoreConfig) -> StoreResult<Option<Vec<u8>>> {
+    if let Some(file) = &store.password_file {
+        let text = std::fs::read(file)
+            .map_err(|e| StoreError::Io(format!("store.password_file: cannot read {}: {e}", file.display())))?;
+        let end = text.iter().rposition(|b| !matches!(b, b'\n' | b'\r')).map_or(0, |i| i + 1);
+        return Ok(Some(text[..end].to_vec()));
+    }
+    Ok(std::env::var_os(PASSWORD_ENV).map(|p| p.into_encoded_bytes()))
+}
+
+/// The connection config for `store.url`, with the password and timeouts.
+pub fn pg_config(store: &StoreConfig) -> StoreResult<tokio_postgres::Config> {
+    let url = store.url.as_deref().ok_or_else(|| StoreError::Io("store.url is not set".into()))?;
+    let mut config = parse_url(url).map_err(|e| StoreError::Io(format!("store.url: {e}")))?;
+    if let Some(password) = password(store)? {
+        config.password(password);
+    }
+    config
+        .application_name("davgate")
+        .connect_timeout(store.timeout)
+        // A dead peer behind a silent network is noticed, not waited on.
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(15));
+    Ok(config)
+}
+
+pub fn tls(store: &StoreConfig) -> StoreResult<MakeRustlsConnect> {
+    crate::server::tls::install_crypto_provider();
+    let config = crate::gateway::upstream::tls_config(store.ca_file.as_deref(), "store.ca_file")
+        .map_err(|e| StoreError::Io(e.to_string()))?;
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// A pool whose every wait (for a free connection, a new one, a health
+/// check) is bounded by `store.timeout`, so a dead database fails fast.
+pub fn pool(store: &StoreConfig, config: tokio_postgres::Config, tls: MakeRustlsConnect) -> StoreResult<Pool> {
+    let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Pool::builder(manager)
+        .max_size(store.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(store.timeout))
+        .create_timeout(Some(store.timeout))
+        .recycle_timeout(Some(store.timeout))
+        .build()
+        .map_err(|e| StoreError::Io(format!("database pool: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(parse_url("postgres://davgate@127.0.0.1:5432/davgate").is_ok());
+        assert!(parse_url("mysql://x@y/z").unwrap_err().contains("postgres://"));
+        let e = parse_url("postgres://davgate:hunter2@db/davgate").unwrap_err();
+        assert!(e.contains("password_file") && !e.contains("hunter2"), "{e}");
+        let plain = parse_url("postgres://u@db/d").unwrap();
+        assert_eq!(plain.get_ssl_mode(), SslMode::Disable, "TLS only when asked");
+        let tls = parse_url("postgres://u@db/d?sslmode=require").unwrap();
+        assert_eq!(tls.get_ssl_mode(), SslMode::Require);
+    }
+
+    #[test]
+    fn the_password_comes_from_its_file_without_the_line_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret pass\r\n").unwrap();
+        let mut store = StoreConfig::postgres("postgres://u@db/d");
+        store.password_file = Some(file);
+        assert_eq!(pg_config(&store).unwrap().get_password(), Some(&b"s3cret pass"[..]));
+        store.password_file = Some(dir.path().join("missing"));
+        let e = pg_config(&store).unwrap_err().to_string();
+        assert!(e.contains("store.password_file: cannot read"), "{e}");
+    }
+}
