@@ -211,16 +211,16 @@ impl Accounts {
         self.policy.load_full()
     }
 
-    async fn event(&self, user: &str, kind: EventKind, password_id: Option<&str>, actor: &str) -> AccountResult<()> {
-        let event = Event {
+    /// The event a write causes, written in the same store transaction.
+    fn event(user: &str, kind: EventKind, password_id: Option<&str>, actor: &str) -> [Event; 1] {
+        [Event {
             at: unix_now(),
             user: user.to_string(),
             kind,
             password_id: password_id.map(String::from),
             actor: actor.to_string(),
             detail: None,
-        };
-        Ok(self.store.append_event(&event).await?)
+        }]
     }
 
     pub async fn user(&self, name: &str) -> AccountResult<User> {
@@ -230,12 +230,10 @@ impl Accounts {
     pub async fn add_user(&self, name: &str, actor: &str) -> AccountResult<User> {
         validate_user_name(name)?;
         let user = User { name: name.to_string(), state: UserState::Active, app_access: true, created: unix_now() };
-        match self.store.insert_user(&user).await {
-            Err(StoreError::Conflict) => return Err(AccountError::UserExists(name.to_string())),
-            other => other?,
+        match self.store.insert_user(&user, &Self::event(name, EventKind::UserCreated, None, actor)).await {
+            Err(StoreError::Conflict) => Err(AccountError::UserExists(name.to_string())),
+            other => Ok(other.map(|()| user)?),
         }
-        self.event(name, EventKind::UserCreated, None, actor).await?;
-        Ok(user)
     }
 
     pub async fn list_users(&self) -> AccountResult<Vec<User>> {
@@ -246,10 +244,9 @@ impl Accounts {
         let _w = self.writes.lock().await;
         let mut user = self.user(name).await?;
         user.state = state;
-        self.store.update_user(&user).await?;
-        self.cache.invalidate_user(name).await;
         let kind = if state == UserState::Active { EventKind::UserEnabled } else { EventKind::UserDisabled };
-        self.event(name, kind, None, actor).await?;
+        self.store.update_user(&user, &Self::event(name, kind, None, actor)).await?;
+        self.cache.invalidate_user(name).await;
         Ok(user)
     }
 
@@ -257,10 +254,9 @@ impl Accounts {
         let _w = self.writes.lock().await;
         let mut user = self.user(name).await?;
         user.app_access = on;
-        self.store.update_user(&user).await?;
-        self.cache.invalidate_user(name).await;
         let kind = if on { EventKind::AppAccessOn } else { EventKind::AppAccessOff };
-        self.event(name, kind, None, actor).await?;
+        self.store.update_user(&user, &Self::event(name, kind, None, actor)).await?;
+        self.cache.invalidate_user(name).await;
         Ok(user)
     }
 
@@ -349,12 +345,12 @@ impl Accounts {
                 revoked: None,
                 expiry_recorded: false,
             };
-            match self.store.insert_password(&record).await {
+            let created = Self::event(user, EventKind::PasswordCreated, Some(&record.id), actor);
+            match self.store.insert_password(&record, &created).await {
                 // The public id is ~25 bits: collisions happen; draw again.
                 Err(StoreError::Conflict) => continue,
                 other => other?,
             }
-            self.event(user, EventKind::PasswordCreated, Some(&record.id), actor).await?;
             return Ok(CreatedPassword { view: PasswordView::new(record, None, now), password: secret });
         }
     }
@@ -398,8 +394,8 @@ impl Accounts {
         let _w = self.writes.lock().await;
         let mut p = self.owned_password(user, id).await?;
         p.name = name;
-        self.store.update_passwords(std::slice::from_ref(&p)).await?;
-        self.event(user, EventKind::PasswordRenamed, Some(id), actor).await
+        let renamed = Self::event(user, EventKind::PasswordRenamed, Some(id), actor);
+        Ok(self.store.update_passwords(std::slice::from_ref(&p), &renamed).await?)
     }
 
     /// Revokes one password; revoking a revoked password is a no-op success.
@@ -408,9 +404,9 @@ impl Accounts {
         let mut p = self.owned_password(user, id).await?;
         if p.revoked.is_none() {
             p.revoked = Some(Revocation { at: unix_now(), by: actor.to_string(), reason: None });
-            self.store.update_passwords(std::slice::from_ref(&p)).await?;
+            let revoked = Self::event(user, EventKind::PasswordRevoked, Some(id), actor);
+            self.store.update_passwords(std::slice::from_ref(&p), &revoked).await?;
             self.cache.invalidate_password(id).await;
-            self.event(user, EventKind::PasswordRevoked, Some(id), actor).await?;
         }
         Ok(())
     }
@@ -425,11 +421,8 @@ impl Accounts {
         for p in &mut changed {
             p.revoked = Some(Revocation { at: now, by: actor.to_string(), reason: Some("revoke-all".into()) });
         }
-        if !changed.is_empty() {
-            self.store.update_passwords(&changed).await?;
-        }
+        self.store.update_passwords(&changed, &Self::event(user, EventKind::PasswordsRevokedAll, None, actor)).await?;
         self.cache.invalidate_user(user).await;
-        self.event(user, EventKind::PasswordsRevokedAll, None, actor).await?;
         Ok(changed.len())
     }
 

@@ -229,7 +229,9 @@ pub async fn run(app: Arc<App>, listeners: Listeners, shutdown: watch::Receiver<
             cache.run_pending_tasks().await;
         }
     });
-    if let Some(feed) = app.store.follow_changes(config.cache.max_staleness) {
+    // Three checks of the feed per bound: a silently dead feed is noticed
+    // well within `max_staleness`.
+    if let Some(feed) = app.store.follow_changes(config.cache.max_staleness / 3) {
         tokio::spawn(apply_changes(feed, app.cache.clone(), config.cache.max_staleness));
     }
     let sweeper = tokio::spawn(run_expiry_sweep(app.clone(), config.expiry.sweep_interval, tasks_stopped));
@@ -255,9 +257,10 @@ pub async fn run(app: Arc<App>, listeners: Listeners, shutdown: watch::Receiver<
 }
 
 /// Keeps the verify cache in step with changes other instances make to a
-/// shared store. Until the feed is live, and whenever it is down, cached
-/// credentials older than `max_staleness` are verified again; when it comes
-/// back, everything cached is dropped, as changes may have gone unseen.
+/// shared store. Until the feed is live, and whenever it is down (or gone),
+/// cached credentials older than `max_staleness` have their record read
+/// again; when it comes back, every cached credential does, as changes may
+/// have gone unseen.
 async fn apply_changes(
     mut feed: tokio::sync::mpsc::Receiver<store::FeedEvent>,
     cache: Arc<VerifyCache>,
@@ -271,11 +274,12 @@ async fn apply_changes(
             FeedEvent::Changed(Change::Password(id)) => cache.invalidate_password(&id).await,
             FeedEvent::Down => cache.bound_age(Some(max_staleness)),
             FeedEvent::Resumed => {
-                cache.invalidate_all().await;
+                cache.mark_all_stale();
                 cache.bound_age(None);
             }
         }
     }
+    cache.bound_age(Some(max_staleness));
 }
 
 /// Records `expired` events periodically (refusal itself is immediate).

@@ -113,9 +113,13 @@ impl Logins {
         tokio::task::spawn_blocking(job).await.map_err(|e| AccountError::Invalid(format!("hashing failed: {e}")))
     }
 
-    async fn event(&self, user: &str, kind: EventKind, actor: &str, detail: Option<String>) -> AccountResult<()> {
-        let event = Event { at: unix_now(), user: user.into(), kind, password_id: None, actor: actor.into(), detail };
-        Ok(self.accounts.store().append_event(&event).await?)
+    fn event(user: &str, kind: EventKind, actor: &str, detail: Option<String>) -> [Event; 1] {
+        [Event { at: unix_now(), user: user.into(), kind, password_id: None, actor: actor.into(), detail }]
+    }
+
+    /// Writes `login` with the event it causes, in one store transaction.
+    async fn put(&self, login: &Login, event: [Event; 1]) -> AccountResult<()> {
+        Ok(self.accounts.store().put_login(login, &event).await?)
     }
 
     async fn login(&self, user: &str) -> AccountResult<Login> {
@@ -154,16 +158,18 @@ impl Logins {
         let params = self.hash_params.clone();
         let secret = new.clone();
         let hash = self.hashing(move || password::hash(&secret, &params)).await?;
+        // App passwords go first: should the change then fail, they are
+        // revoked and the old login password stays, never the reverse.
+        let revoked = match self.accounts.policy().revoke_on_password_change {
+            true => self.accounts.revoke_all(user, actor).await?,
+            false => 0,
+        };
         let _w = self.writes.lock().await;
         let mut login = self.login(user).await?;
         login.password_hash = Some(hash);
         login.changed = unix_now();
-        self.accounts.store().put_login(&login).await?;
-        self.event(user, EventKind::LoginPasswordChanged, actor, None).await?;
-        if self.accounts.policy().revoke_on_password_change {
-            return self.accounts.revoke_all(user, actor).await;
-        }
-        Ok(0)
+        self.put(&login, Self::event(user, EventKind::LoginPasswordChanged, actor, None)).await?;
+        Ok(revoked)
     }
 
     /// Checks a user name and login password. Unknown users, disabled users
@@ -198,7 +204,7 @@ impl Logins {
             match checker.check(&digits, unix_now()) {
                 Some(step) if step > totp.last_step => {
                     totp.last_step = step;
-                    self.accounts.store().put_login(&login).await?;
+                    self.accounts.store().put_login(&login, &[]).await?;
                     Ok(true)
                 }
                 _ => Ok(false),
@@ -208,8 +214,8 @@ impl Logins {
             let Some(at) = totp.recovery.iter().position(|h| h.ct_eq(&wanted)) else { return Ok(false) };
             totp.recovery.remove(at);
             let left = totp.recovery.len();
-            self.accounts.store().put_login(&login).await?;
-            self.event(user, EventKind::SignedIn, "user", Some(format!("recovery code used, {left} left"))).await?;
+            let detail = format!("recovery code used, {left} left");
+            self.put(&login, Self::event(user, EventKind::SignedIn, "user", Some(detail))).await?;
             Ok(true)
         }
     }
@@ -247,8 +253,7 @@ impl Logins {
             recovery: codes.iter().map(|c| Secret::new(recovery_hash(c.expose()))).collect(),
             last_step: step,
         });
-        self.accounts.store().put_login(&login).await?;
-        self.event(user, EventKind::TotpEnabled, "user", None).await?;
+        self.put(&login, Self::event(user, EventKind::TotpEnabled, "user", None)).await?;
         Ok(codes)
     }
 
@@ -258,15 +263,15 @@ impl Logins {
         if login.totp.take().is_none() {
             return Ok(false);
         }
-        self.accounts.store().put_login(&login).await?;
-        self.event(user, EventKind::TotpDisabled, actor, None).await?;
+        self.put(&login, Self::event(user, EventKind::TotpDisabled, actor, None)).await?;
         Ok(true)
     }
 
     /// Records a sign-in (or a failed one) in the user's history.
     pub async fn record_sign_in(&self, user: &str, ok: bool, detail: String) -> AccountResult<()> {
         let kind = if ok { EventKind::SignedIn } else { EventKind::SignInFailed };
-        self.event(user, kind, "user", Some(detail)).await
+        let [event] = Self::event(user, kind, "user", Some(detail));
+        Ok(self.accounts.store().append_event(&event).await?)
     }
 
     /// The TOTP code for `secret` at Unix time `at`, as an authenticator

@@ -147,11 +147,13 @@ async fn a_database_outage_keeps_cached_clients_and_fails_the_rest_cleanly_until
     let backend = Recorder::start().await;
     let cluster = PgCluster::start();
     let url = cluster.create_database();
-    let Instance { setup: b, server: server_b, .. } = instance(&backend, &url, "[cache]\nmax_staleness = \"30s\"\n");
+    let staleness = Duration::from_secs(3);
+    let Instance { setup: b, server: server_b, .. } = instance(&backend, &url, "[cache]\nmax_staleness = \"3s\"\n");
     let (_, cached) = b.user_with_password("alice");
     let (_, cold) = b.user_with_password("bob");
     let http = Http::h1();
     assert_eq!(http.get(&server_b.url("/"), "alice", &cached).await.status, StatusCode::OK);
+    let verified = Instant::now();
 
     cluster.stop();
     assert_eq!(http.get(&server_b.url("/"), "alice", &cached).await.status, StatusCode::OK, "cached: still works");
@@ -164,8 +166,15 @@ async fn a_database_outage_keeps_cached_clients_and_fails_the_rest_cleanly_until
     let err = b.fails(&["password", "create", "alice", "--name", "during outage"], 1);
     assert!(err.contains("store unavailable") || err.contains("503"), "{err}");
 
+    // Past max_staleness a cached credential needs its record read again,
+    // which the database must answer (the documented bound).
+    tokio::time::sleep(staleness.saturating_sub(verified.elapsed()) + Duration::from_millis(200)).await;
+    let stale = http.get(&server_b.url("/"), "alice", &cached).await.status;
+    assert_eq!(stale, StatusCode::SERVICE_UNAVAILABLE, "older than max_staleness, unconfirmed");
+
     cluster.start_again();
     until_status(&server_b, "bob", &cold, StatusCode::OK, Duration::from_secs(10)).await;
+    until_status(&server_b, "alice", &cached, StatusCode::OK, Duration::from_secs(5)).await;
     let users = b.ok(&["user", "list", "--json"]);
     assert!(!users.contains("carol"), "the failed write left nothing: {users}");
     let passwords = b.ok(&["password", "list", "alice", "--json"]);
@@ -244,6 +253,9 @@ async fn store_migrate_applies_the_schema_once() {
     assert_eq!(first["applied"], serde_json::json!([1]), "{first}");
     let second: serde_json::Value = serde_json::from_str(&setup.ok(&["store", "migrate", "--json"])).unwrap();
     assert_eq!(second["applied"], serde_json::json!([]), "{second}");
+    // The database answers, but no server does: not healthy.
+    let err = setup.fails(&["health"], 1);
+    assert!(err.contains("no server answers on admin.socket"), "{err}");
     let sled = Setup::new(backend);
     let err = sled.fails(&["store", "migrate"], 1);
     assert!(err.contains("sled") && err.contains("no migrations"), "{err}");

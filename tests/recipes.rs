@@ -187,21 +187,41 @@ async fn wsgidav_recipe_stores_files_as_the_authenticated_user_through_davgate()
     gate.stop().await;
 }
 
-/// Self-signed PEM files where the configs expect the certificate.
-fn fake_tls_dir() -> tempfile::TempDir {
+/// Where the shipped configs expect the certificate and key (`config check`
+/// reads them).
+const TLS_DIR: &str = "/etc/davgate/tls/";
+/// Where compose-postgres.yaml mounts the database password secret
+/// (`store.password_file`, which `config check` reads too).
+const DB_PASSWORD: &str = "/run/secrets/davgate-db-password";
+
+/// Stand-ins for the files the shipped configs name where they are
+/// deployed: self-signed PEM files and a database password.
+fn deployed_files() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     fs::write(dir.path().join("fullchain.pem"), certified.cert.pem()).unwrap();
     fs::write(dir.path().join("privkey.pem"), certified.key_pair.serialize_pem()).unwrap();
+    fs::write(dir.path().join("db-password"), "not-the-real-one\n").unwrap();
     dir
 }
 
 #[test]
 fn shipped_davgate_configs_pass_config_check() {
-    for rel in ["davgate.toml", "compose/davgate.toml"] {
-        let tls = fake_tls_dir();
-        let text = substitute(&read_deploy(rel), rel, &[("/etc/davgate/tls/", &format!("{}/", tls.path().display()))]);
-        let config = tls.path().join("davgate.toml");
+    let configs: [(&str, &[&str]); 3] = [
+        ("davgate.toml", &[TLS_DIR]),
+        ("compose/davgate.toml", &[TLS_DIR]),
+        ("compose-postgres/davgate.toml", &[DB_PASSWORD]),
+    ];
+    for (rel, deployed) in configs {
+        let dir = deployed_files();
+        let stand_ins = [
+            (TLS_DIR, format!("{}/", dir.path().display())),
+            (DB_PASSWORD, dir.path().join("db-password").display().to_string()),
+        ];
+        let pairs: Vec<(&str, &str)> =
+            stand_ins.iter().filter(|(from, _)| deployed.contains(from)).map(|(f, t)| (*f, t.as_str())).collect();
+        let text = substitute(&read_deploy(rel), rel, &pairs);
+        let config = dir.path().join("davgate.toml");
         fs::write(&config, text).unwrap();
         let out = common::binary::davgate().arg("--config").arg(&config).args(["config", "check"]).output().unwrap();
         assert!(out.status.success(), "deploy/{rel}: {}", String::from_utf8_lossy(&out.stderr));
@@ -212,26 +232,123 @@ fn shipped_davgate_configs_pass_config_check() {
 fn compose_service<'a>(compose: &'a str, service: &str) -> Vec<&'a str> {
     let header = format!("  {service}:");
     let mut lines = compose.lines().skip_while(|l| *l != header);
-    assert!(lines.next().is_some(), "no service {service} in compose.yaml");
+    assert!(lines.next().is_some(), "no service {service} in the compose file");
     lines.take_while(|l| l.is_empty() || l.starts_with("    ")).collect()
+}
+
+fn publishes(lines: &[&str]) -> bool {
+    lines.iter().any(|l| l.trim_start().starts_with("ports:"))
+}
+
+/// The container hardening every davgate and Radicale service keeps.
+fn assert_hardened(file: &str, service: &str, lines: &[&str]) {
+    for line in ["    read_only: true", "    cap_drop: [ALL]", "    security_opt: [\"no-new-privileges:true\"]"] {
+        assert!(lines.contains(&line), "deploy/{file}: {service} lost {line:?}");
+    }
+}
+
+/// Radicale from the recipe file, on the internal `backend` network only,
+/// never published: whoever reaches it can claim any identity.
+fn assert_radicale_behind_davgate(file: &str, compose: &str) {
+    let lines = compose_service(compose, "radicale");
+    let radicale = lines.join("\n");
+    assert!(!publishes(&lines), "deploy/{file}: Radicale must not be published:\n{radicale}");
+    assert!(radicale.contains("networks: [backend]"), "deploy/{file}: {radicale}");
+    assert!(
+        radicale.contains("./radicale.conf:/etc/radicale/config:ro"),
+        "deploy/{file}: the recipe file itself:\n{radicale}"
+    );
+    assert!(radicale.contains("--server-hosts=0.0.0.0:5232"), "deploy/{file}: {radicale}");
+    assert!(compose.contains("  backend:\n    internal: true"), "deploy/{file}: the backend network has no way out");
+    assert_hardened(file, "radicale", &lines);
+}
+
+/// A davgate service built from deploy/Dockerfile, with `config` mounted
+/// where the image looks for it, hardened, stopped gracefully.
+fn assert_davgate_service<'a>(file: &str, compose: &'a str, service: &str, config: &str) -> Vec<&'a str> {
+    let lines = compose_service(compose, service);
+    let davgate = lines.join("\n");
+    assert!(davgate.contains(&format!("./{config}:/etc/davgate/davgate.toml:ro")), "deploy/{file}: {davgate}");
+    assert!(davgate.contains("dockerfile: deploy/Dockerfile"), "deploy/{file}: {davgate}");
+    assert!(davgate.contains("stop_grace_period: 45s"), "deploy/{file}: {davgate}");
+    assert_hardened(file, service, &lines);
+    lines
 }
 
 #[test]
 fn compose_keeps_radicale_unpublished_behind_davgate_with_the_recipe_config() {
     let compose = read_deploy("compose.yaml");
-    let lines = compose_service(&compose, "radicale");
-    let radicale = lines.join("\n");
-    assert!(!lines.iter().any(|l| l.trim_start().starts_with("ports:")), "Radicale must not be published:\n{radicale}");
-    assert!(radicale.contains("networks: [backend]"), "{radicale}");
-    assert!(radicale.contains("./radicale.conf:/etc/radicale/config:ro"), "the recipe file itself:\n{radicale}");
-    assert!(radicale.contains("--server-hosts=0.0.0.0:5232"), "{radicale}");
-    assert!(compose.contains("  backend:\n    internal: true"), "the backend network has no way out");
-    let davgate = compose_service(&compose, "davgate").join("\n");
-    assert!(davgate.contains("./compose/davgate.toml:/etc/davgate/davgate.toml:ro"), "{davgate}");
-    assert!(davgate.contains("dockerfile: deploy/Dockerfile"), "{davgate}");
+    assert_radicale_behind_davgate("compose.yaml", &compose);
+    assert_davgate_service("compose.yaml", &compose, "davgate", "compose/davgate.toml");
     assert!(read_deploy("compose/davgate.toml").contains("url = \"http://radicale:5232\""));
     assert!(read_deploy("Dockerfile").contains("EXPOSE 8443"));
     assert!(read_deploy("compose/davgate.toml").contains("listen = \"0.0.0.0:8443\""));
+}
+
+#[test]
+fn compose_postgres_runs_identical_instances_on_one_database_behind_caddy_only() {
+    let file = "compose-postgres.yaml";
+    let compose = read_deploy(file);
+    assert_radicale_behind_davgate(file, &compose);
+    for network in ["front", "db"] {
+        assert!(
+            compose.contains(&format!("  {network}:\n    internal: true")),
+            "deploy/{file}: {network} has a way out"
+        );
+    }
+    // The same container twice: only comments may differ.
+    let mut instances = Vec::new();
+    for service in ["davgate-a", "davgate-b"] {
+        let lines = assert_davgate_service(file, &compose, service, "compose-postgres/davgate.toml");
+        let davgate = lines.join("\n");
+        assert!(!publishes(&lines), "deploy/{file}: only Caddy is published:\n{davgate}");
+        assert!(davgate.contains("secrets: [davgate-db-password]"), "deploy/{file}: {davgate}");
+        assert!(davgate.contains("networks: [front, backend, db]"), "deploy/{file}: {davgate}");
+        instances.push(lines.into_iter().filter(|l| !l.trim_start().starts_with('#')).collect::<Vec<_>>());
+    }
+    assert_eq!(instances[0], instances[1], "deploy/{file}: davgate-a and davgate-b must run the same way");
+
+    let postgres = compose_service(&compose, "postgres");
+    let pg = postgres.join("\n");
+    assert!(!publishes(&postgres) && pg.contains("networks: [db]"), "deploy/{file}: {pg}");
+    assert!(pg.contains(&format!("POSTGRES_PASSWORD_FILE: {DB_PASSWORD}")), "deploy/{file}: {pg}");
+    assert!(pg.contains("secrets: [davgate-db-password]"), "deploy/{file}: {pg}");
+    assert!(compose.contains("  davgate-db-password:\n"), "deploy/{file}: the secret is declared");
+    assert_eq!(compose.matches("\n    ports:").count(), 1, "deploy/{file}: only Caddy is published");
+    let caddy = compose_service(&compose, "caddy");
+    assert!(publishes(&caddy), "deploy/{file}: Caddy is the way in");
+    assert!(caddy.contains(&"      - ./compose-postgres/Caddyfile:/etc/caddy/Caddyfile:ro"), "deploy/{file}");
+
+    // The config names the database compose creates, the secret compose
+    // mounts, and Caddy's fixed address as the only trusted proxy.
+    let rel = "compose-postgres/davgate.toml";
+    let config: toml::Table = read_deploy(rel).parse().unwrap_or_else(|e| panic!("deploy/{rel}: {e}"));
+    let url = config["store"]["url"].as_str().expect("store.url");
+    assert_eq!(url, "postgres://davgate@postgres:5432/davgate", "deploy/{rel}");
+    assert!(pg.contains("POSTGRES_USER: davgate") && pg.contains("POSTGRES_DB: davgate"), "deploy/{file}: {pg}");
+    assert_eq!(config["store"]["password_file"].as_str(), Some(DB_PASSWORD), "deploy/{rel}");
+    assert_eq!(config["upstream"]["url"].as_str(), Some("http://radicale:5232"), "deploy/{rel}");
+    assert_eq!(config["server"]["listen"].as_str(), Some("0.0.0.0:8080"), "deploy/{rel}");
+    let caddy_ip = caddy
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix("ipv4_address: "))
+        .unwrap_or_else(|| panic!("deploy/{file}: Caddy has no fixed address"));
+    let trusted = config["server"]["trusted_proxies"].as_array().expect("server.trusted_proxies");
+    assert_eq!(trusted, &vec![toml::Value::from(format!("{caddy_ip}/32"))], "deploy/{rel}: Caddy, and only Caddy");
+    // The header's copy goes to the config's own url, so it uses the
+    // config's password_file.
+    assert!(compose.contains(&format!("--to {url}\n")), "deploy/{file}: the store copy command names {url}");
+
+    // Caddy: every page path and the login flow pinned to one instance
+    // (their state is in its memory), everything else to either.
+    let caddyfile = read_deploy("compose-postgres/Caddyfile");
+    let (page, flow) = (davgate::config::WebConfig::default().path, davgate::web::LOGIN_FLOW_PREFIX);
+    let matcher = format!("@page path {} {page}* {flow} {flow}/*", page.trim_end_matches('/'));
+    assert!(caddyfile.contains(&matcher), "deploy/compose-postgres/Caddyfile lost {matcher:?}");
+    let pinned = caddyfile.split("handle @page {").nth(1).and_then(|rest| rest.split("\n\t}\n").next());
+    let pinned = pinned.expect("deploy/compose-postgres/Caddyfile: no `handle @page` block");
+    assert!(pinned.contains("lb_policy first"), "deploy/compose-postgres/Caddyfile: the page is not pinned:\n{pinned}");
+    assert_eq!(caddyfile.matches("reverse_proxy davgate-a:8080 davgate-b:8080 {").count(), 2);
 }
 
 #[test]

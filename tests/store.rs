@@ -58,6 +58,8 @@ conformance!(
     logins_are_put_and_replaced,
     admin_tokens_are_inserted_listed_and_removed,
     writes_are_counted_and_reads_are_not,
+    account_writes_and_their_events_land_together_or_not_at_all,
+    a_revocation_is_never_undone_by_a_later_update,
 );
 
 fn sled_store(dir: &std::path::Path) -> Arc<dyn Store> {
@@ -175,11 +177,11 @@ fn times(events: &[Event]) -> Vec<u64> {
 }
 
 async fn add_user(store: &dyn Store, name: &str) {
-    store.insert_user(&user(name)).await.unwrap();
+    store.insert_user(&user(name), &[]).await.unwrap();
 }
 
 async fn add_password(store: &dyn Store, p: &AppPassword) {
-    store.insert_password(p).await.unwrap();
+    store.insert_password(p, &[]).await.unwrap();
 }
 
 // ---------------------------------------------------------------- checks
@@ -194,11 +196,11 @@ async fn users_are_inserted_updated_and_listed(store: Arc<dyn Store>) {
     assert_eq!(store.get_user("alic").await.unwrap(), None, "names are matched whole");
 
     let taken = User { app_access: false, created: 999, ..user("alice") };
-    assert!(matches!(store.insert_user(&taken).await, Err(StoreError::Conflict)));
+    assert!(matches!(store.insert_user(&taken, &[]).await, Err(StoreError::Conflict)));
     assert_eq!(store.get_user("alice").await.unwrap(), Some(user("alice")), "a conflict changes nothing");
 
     let disabled = User { state: UserState::Disabled, app_access: false, ..user("bob") };
-    store.update_user(&disabled).await.unwrap();
+    store.update_user(&disabled, &[]).await.unwrap();
     assert_eq!(store.get_user("bob").await.unwrap(), Some(disabled.clone()));
     let users = store.list_users().await.unwrap();
     assert_eq!(names(&users), ["alice", "bob", "carol"], "listed by name");
@@ -208,7 +210,7 @@ async fn users_are_inserted_updated_and_listed(store: Arc<dyn Store>) {
 async fn removing_a_user_removes_everything_of_theirs_only(store: Arc<dyn Store>) {
     for name in ["alice", "bob"] {
         add_user(&*store, name).await;
-        store.put_login(&login(name)).await.unwrap();
+        store.put_login(&login(name), &[]).await.unwrap();
     }
     let (a1, a2, b1) =
         (password("aaaa1", "alice", 10), detailed_password("aaaa2", "alice"), password("bbbb1", "bob", 10));
@@ -266,21 +268,21 @@ async fn passwords_are_inserted_updated_and_read(store: Arc<dyn Store>) {
     assert_eq!(store.get_password("nope9").await.unwrap(), None);
 
     let clash = password("ppp11", "bob", 77);
-    assert!(matches!(store.insert_password(&clash).await, Err(StoreError::Conflict)));
+    assert!(matches!(store.insert_password(&clash, &[]).await, Err(StoreError::Conflict)));
     assert_eq!(store.get_password("ppp11").await.unwrap(), Some(p1.clone()), "a conflict changes nothing");
     assert_eq!(password_ids(&store.list_passwords("bob").await.unwrap()), ["ppp33"]);
 
     let revoked = AppPassword { revoked: Some(Revocation { at: 50, by: "user".into(), reason: None }), ..p1.clone() };
-    let renamed = AppPassword { name: "tablet".into(), expires: Some(9_000), revoked: None, ..p2.clone() };
+    let renamed = AppPassword { name: "tablet".into(), expires: Some(9_000), ..p2.clone() };
     let recorded = AppPassword { expires: Some(1), expiry_recorded: true, ..p3.clone() };
-    store.update_passwords(&[revoked.clone(), renamed.clone(), recorded.clone()]).await.unwrap();
+    store.update_passwords(&[revoked.clone(), renamed.clone(), recorded.clone()], &[]).await.unwrap();
     assert_eq!(store.get_password("ppp11").await.unwrap(), Some(revoked.clone()));
     assert_eq!(store.get_password("ppp22").await.unwrap(), Some(renamed.clone()));
     assert_eq!(store.get_password("ppp33").await.unwrap(), Some(recorded.clone()));
     assert_eq!(store.list_passwords("alice").await.unwrap(), [revoked.clone(), renamed.clone()]);
     assert_eq!(store.list_all_passwords().await.unwrap(), [revoked, renamed, recorded]);
 
-    store.update_passwords(&[]).await.unwrap();
+    store.update_passwords(&[], &[]).await.unwrap();
 }
 
 async fn passwords_are_listed_per_user_in_creation_order(store: Arc<dyn Store>) {
@@ -333,7 +335,7 @@ async fn newly_expired_lists_only_what_the_sweep_must_record(store: Arc<dyn Stor
     store.record_expiry(&recorded, &expired(&recorded, now)).await.unwrap();
     let revoked_now =
         AppPassword { revoked: Some(Revocation { at: now, by: "user".into(), reason: None }), ..candidates[3].clone() };
-    store.update_passwords(&[revoked_now]).await.unwrap();
+    store.update_passwords(&[revoked_now], &[]).await.unwrap();
     assert_eq!(store.list_newly_expired(now).await.unwrap(), []);
 }
 
@@ -527,7 +529,7 @@ async fn logins_are_put_and_replaced(store: Arc<dyn Store>) {
         add_user(&*store, name).await;
     }
     assert_eq!(store.get_login("alice").await.unwrap(), None);
-    store.put_login(&login("alice")).await.unwrap();
+    store.put_login(&login("alice"), &[]).await.unwrap();
     assert_eq!(store.get_login("alice").await.unwrap(), Some(login("alice")), "TOTP and recovery codes round-trip");
     assert_eq!(store.get_login("bob").await.unwrap(), None);
 
@@ -537,11 +539,11 @@ async fn logins_are_put_and_replaced(store: Arc<dyn Store>) {
         changed: 1_800_000_000,
         ..login("alice")
     };
-    store.put_login(&replaced).await.unwrap();
+    store.put_login(&replaced, &[]).await.unwrap();
     assert_eq!(store.get_login("alice").await.unwrap(), Some(replaced.clone()));
 
     let bare = Login { user: "bob".into(), ..Login::default() };
-    store.put_login(&bare).await.unwrap();
+    store.put_login(&bare, &[]).await.unwrap();
     assert_eq!(store.get_login("bob").await.unwrap(), Some(bare));
     assert_eq!(store.get_login("alice").await.unwrap(), Some(replaced), "logins are per user");
 }
@@ -571,13 +573,13 @@ async fn writes_are_counted_and_reads_are_not(store: Arc<dyn Store>) {
     };
 
     let p = expiring("count", "alice", 5);
-    store.insert_user(&user("alice")).await.unwrap();
+    store.insert_user(&user("alice"), &[]).await.unwrap();
     wrote(&store, "insert_user");
-    store.update_user(&User { app_access: false, ..user("alice") }).await.unwrap();
+    store.update_user(&User { app_access: false, ..user("alice") }, &[]).await.unwrap();
     wrote(&store, "update_user");
-    store.insert_password(&p).await.unwrap();
+    store.insert_password(&p, &[]).await.unwrap();
     wrote(&store, "insert_password");
-    store.update_passwords(&[AppPassword { name: "x".into(), ..p.clone() }]).await.unwrap();
+    store.update_passwords(&[AppPassword { name: "x".into(), ..p.clone() }], &[]).await.unwrap();
     wrote(&store, "update_passwords");
     store.record_activity(&[(p.id.clone(), activity(7, "192.0.2.1"))], &[new_client("alice", &p.id, 7)]).await.unwrap();
     wrote(&store, "record_activity");
@@ -586,7 +588,7 @@ async fn writes_are_counted_and_reads_are_not(store: Arc<dyn Store>) {
     let recorded = AppPassword { expiry_recorded: true, ..p.clone() };
     store.record_expiry(&recorded, &expired(&p, 9)).await.unwrap();
     wrote(&store, "record_expiry");
-    store.put_login(&login("alice")).await.unwrap();
+    store.put_login(&login("alice"), &[]).await.unwrap();
     wrote(&store, "put_login");
     store.insert_admin_token(&token("tok1")).await.unwrap();
     wrote(&store, "insert_admin_token");
@@ -611,7 +613,68 @@ async fn writes_are_counted_and_reads_are_not(store: Arc<dyn Store>) {
     wrote(&store, "remove_user");
 }
 
+async fn account_writes_and_their_events_land_together_or_not_at_all(store: Arc<dyn Store>) {
+    let created = [event("alice", EventKind::UserCreated, 1)];
+    store.insert_user(&user("alice"), &created).await.unwrap();
+    let taken = [event("alice", EventKind::UserCreated, 2)];
+    assert!(matches!(store.insert_user(&user("alice"), &taken).await, Err(StoreError::Conflict)));
+    let p = password("pppp1", "alice", 3);
+    let added = [Event { password_id: Some(p.id.clone()), ..event("alice", EventKind::PasswordCreated, 3) }];
+    store.insert_password(&p, &added).await.unwrap();
+    assert!(matches!(store.insert_password(&p, &added).await, Err(StoreError::Conflict)));
+    let disabled = User { state: UserState::Disabled, ..user("alice") };
+    store.update_user(&disabled, &[event("alice", EventKind::UserDisabled, 4)]).await.unwrap();
+    let revoked = AppPassword { revoked: Some(Revocation { at: 5, by: "cli".into(), reason: None }), ..p.clone() };
+    store.update_passwords(&[revoked], &[event("alice", EventKind::PasswordsRevokedAll, 5)]).await.unwrap();
+    let kinds: Vec<EventKind> = store.list_events(&all_events()).await.unwrap().iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EventKind::PasswordsRevokedAll, EventKind::UserDisabled, EventKind::PasswordCreated, EventKind::UserCreated],
+        "one event per write; none for a refused insert"
+    );
+}
+
+async fn a_revocation_is_never_undone_by_a_later_update(store: Arc<dyn Store>) {
+    add_user(&*store, "alice").await;
+    let p = password("pppp1", "alice", 3);
+    add_password(&*store, &p).await;
+    // Another instance read `p` before the revocation and renames it after.
+    let revoked = AppPassword { revoked: Some(Revocation { at: 5, by: "cli".into(), reason: None }), ..p.clone() };
+    store.update_passwords(std::slice::from_ref(&revoked), &[]).await.unwrap();
+    store.update_passwords(&[AppPassword { name: "renamed".into(), ..p.clone() }], &[]).await.unwrap();
+    assert_eq!(store.get_password("pppp1").await.unwrap(), Some(revoked), "still revoked");
+}
+
 // ---------------------------------------------------------------- PostgreSQL only
+
+/// Every write that must end cached access elsewhere reaches another
+/// instance's change feed, within a second of being acknowledged.
+#[tokio::test]
+async fn postgres_account_changes_reach_every_instance() {
+    use davgate::store::{Change, FeedEvent};
+    let url = PgCluster::shared().create_database();
+    let (a, b) = (open_pg(&url).await, open_pg(&url).await);
+    let mut feed = b.follow_changes(Duration::from_secs(1)).expect("PostgreSQL has a change feed");
+    assert_eq!(tokio::time::timeout(Duration::from_secs(5), feed.recv()).await.unwrap(), Some(FeedEvent::Resumed));
+    let mut next = async || tokio::time::timeout(Duration::from_secs(1), feed.recv()).await.expect("within 1 s");
+    for name in ["alice", "bob"] {
+        add_user(&*a, name).await;
+    }
+    let (p1, p2) = (expiring("pppp1", "alice", 10), password("pppp2", "alice", 10));
+    add_password(&*a, &p1).await;
+    add_password(&*a, &p2).await;
+
+    let revoked = AppPassword { revoked: Some(Revocation { at: 5, by: "cli".into(), reason: None }), ..p2.clone() };
+    a.update_passwords(&[revoked], &[]).await.unwrap();
+    assert_eq!(next().await, Some(FeedEvent::Changed(Change::Password("pppp2".into()))), "revoke");
+    let expired = AppPassword { expiry_recorded: true, ..p1.clone() };
+    a.record_expiry(&expired, &event("alice", EventKind::PasswordExpired, 10)).await.unwrap();
+    assert_eq!(next().await, Some(FeedEvent::Changed(Change::Password("pppp1".into()))), "expiry");
+    a.update_user(&User { app_access: false, ..user("alice") }, &[]).await.unwrap();
+    assert_eq!(next().await, Some(FeedEvent::Changed(Change::User("alice".into()))), "app access off");
+    assert!(a.remove_user("bob").await.unwrap());
+    assert_eq!(next().await, Some(FeedEvent::Changed(Change::User("bob".into()))), "removal");
+}
 
 /// Two instances flushing activity for the same password: the latest time
 /// wins, whichever flushes last.

@@ -143,6 +143,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Health => {
+            // A shared store opens beside a hung server: only the server's
+            // own answer tells that it is alive.
+            if let (AdminClient::InProcess(..), Some(socket), Some(_)) =
+                (&api, config.admin_socket(), &config.store.url)
+            {
+                anyhow::bail!("no server answers on admin.socket {}", socket.display());
+            }
             let health = api.call(Method::GET, "/health", None).await?;
             let via = match api {
                 AdminClient::Socket(ref path) => format!("server on {}", path.display()),

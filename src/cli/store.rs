@@ -29,7 +29,7 @@ pub async fn run(command: StoreCommand, config: Option<&Config>, json: bool) -> 
             if config.store.url.is_none() {
                 anyhow::bail!("store migrate: the store is sled ({}): it has no migrations", config.store.describe());
             }
-            let pg = PgStore::connect(&config.store)?;
+            let pg = PgStore::without_migrating(&config.store)?;
             let applied = pg.migrate().await.with_context(|| format!("cannot migrate {}", config.store.describe()))?;
             let value = serde_json::json!({"schema_version": store::postgres::migrate::latest(), "applied": applied});
             emit(json, &value, || println!("schema at version {}", store::postgres::migrate::latest()));
@@ -65,5 +65,6 @@ fn location(text: &str, flag: &str, config: Option<&Config>) -> anyhow::Result<S
             _ => StoreConfig::postgres(text),
         });
     }
-    anyhow::bail!("{flag}: {text:?} is neither sled:PATH nor a postgres:// URL")
+    // Not echoed: a mistyped URL may carry a password.
+    anyhow::bail!("{flag}: neither sled:PATH nor a postgres:// URL")
 }

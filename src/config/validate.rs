@@ -177,8 +177,8 @@ impl Config {
         if store.timeout.is_zero() {
             p.push("store.timeout: must be longer than 0s".into());
         }
-        if self.cache.max_staleness.is_zero() {
-            p.push("cache.max_staleness: must be longer than 0s".into());
+        if self.cache.max_staleness < std::time::Duration::from_secs(1) {
+            p.push("cache.max_staleness: must be at least 1s".into());
         }
     }
 

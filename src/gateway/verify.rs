@@ -106,6 +106,10 @@ pub struct VerifyCache {
     /// The oldest a hit may be, in ms; `u64::MAX` for no bound beyond the
     /// TTL. Set while a shared store's change feed is down.
     max_age_ms: AtomicU64,
+    /// Hits verified before this many ms after `born` are stale (changes
+    /// to them may have gone unseen).
+    stale_before_ms: AtomicU64,
+    born: Instant,
 }
 
 impl VerifyCache {
@@ -121,6 +125,8 @@ impl VerifyCache {
             epoch: AtomicU64::new(0),
             insert_lock: tokio::sync::Mutex::new(()),
             max_age_ms: AtomicU64::new(u64::MAX),
+            stale_before_ms: AtomicU64::new(0),
+            born: Instant::now(),
         }
     }
 
@@ -139,7 +145,11 @@ impl VerifyCache {
             return None;
         }
         let max_age = self.max_age_ms.load(Ordering::Relaxed);
-        if max_age != u64::MAX && grant.verified_at.elapsed() > Duration::from_millis(max_age) {
+        let verified_ms =
+            u64::try_from(grant.verified_at.saturating_duration_since(self.born).as_millis()).unwrap_or(u64::MAX);
+        if (max_age != u64::MAX && grant.verified_at.elapsed() > Duration::from_millis(max_age))
+            || verified_ms < self.stale_before_ms.load(Ordering::Relaxed)
+        {
             return Some(Cached::Stale(grant));
         }
         Some(Cached::Fresh(grant))
@@ -172,11 +182,13 @@ impl VerifyCache {
         self.invalidate_where(move |g| g.password_id == id).await;
     }
 
-    /// Drops everything: changes may have gone unseen.
-    pub async fn invalidate_all(&self) {
-        let _guard = self.insert_lock.lock().await;
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.cache.invalidate_all();
+    /// Everything cached so far has its record read again before its next
+    /// use (changes may have gone unseen); no argon2 is repeated, so a
+    /// whole fleet coming back from a database outage stays cheap.
+    pub fn mark_all_stale(&self) {
+        // +1: a grant verified in this very millisecond counts as before.
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        self.stale_before_ms.fetch_max(now, Ordering::SeqCst);
     }
 
     /// While `Some`, hits older than this are verified again.
@@ -298,7 +310,10 @@ impl Verifier {
                 self.metrics.verify_cache_hits.inc();
                 return Ok(grant);
             }
-            Some(Cached::Stale(grant)) => return self.reconfirm(key, &grant).await,
+            Some(Cached::Stale(grant)) => {
+                self.metrics.verify_cache_misses.inc();
+                return self.reconfirm(key, &grant).await;
+            }
             None => {}
         }
         self.metrics.verify_cache_misses.inc();

@@ -24,7 +24,7 @@ impl std::fmt::Display for Counts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} users, {} login records, {} app passwords, {} activity records, {} events, {} admin tokens",
+            "users: {}, login records: {}, app passwords: {}, activity records: {}, events: {}, admin tokens: {}",
             self.users, self.logins, self.passwords, self.activity, self.events, self.admin_tokens
         )
     }
@@ -67,14 +67,14 @@ pub async fn copy(from: &dyn Store, to: &dyn Store) -> StoreResult<Counts> {
     }
     let users = from.list_users().await?;
     for user in &users {
-        to.insert_user(user).await?;
+        to.insert_user(user, &[]).await?;
         if let Some(login) = from.get_login(&user.name).await? {
-            to.put_login(&login).await?;
+            to.put_login(&login, &[]).await?;
         }
     }
     let passwords = from.list_all_passwords().await?;
     for password in &passwords {
-        to.insert_password(password).await?;
+        to.insert_password(password, &[]).await?;
     }
     let ids: Vec<AppPasswordId> = passwords.iter().map(|p| p.id.clone()).collect();
     for chunk in ids.chunks(ACTIVITY_BATCH) {

@@ -89,19 +89,23 @@ pub async fn open(config: &StoreConfig) -> StoreResult<Arc<dyn Store>> {
 
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Inserts a new user; `Conflict` when the name is taken.
-    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    // Account writes take the events they cause and write both in one
+    // transaction: a write is never recorded without its event, nor an
+    // event without its write, whatever fails in between.
+
+    /// Inserts a new user; `Conflict` (nothing written) when the name is taken.
+    async fn insert_user(&self, user: &User, events: &[Event]) -> StoreResult<()>;
     /// Replaces an existing user record.
-    async fn update_user(&self, user: &User) -> StoreResult<()>;
+    async fn update_user(&self, user: &User, events: &[Event]) -> StoreResult<()>;
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     /// Removes a user with its passwords, activity and events.
     async fn remove_user(&self, name: &str) -> StoreResult<bool>;
 
-    /// Inserts a new password; `Conflict` when the id is taken.
-    async fn insert_password(&self, password: &AppPassword) -> StoreResult<()>;
+    /// Inserts a new password; `Conflict` (nothing written) when the id is taken.
+    async fn insert_password(&self, password: &AppPassword, events: &[Event]) -> StoreResult<()>;
     /// Replaces existing password records, all or none.
-    async fn update_passwords(&self, passwords: &[AppPassword]) -> StoreResult<()>;
+    async fn update_passwords(&self, passwords: &[AppPassword], events: &[Event]) -> StoreResult<()>;
     async fn get_password(&self, id: &str) -> StoreResult<Option<AppPassword>>;
     async fn list_passwords(&self, user: &str) -> StoreResult<Vec<AppPassword>>;
     /// Every password of every user (admin listings).
@@ -128,7 +132,7 @@ pub trait Store: Send + Sync + 'static {
     /// A user's sign-in secrets, if any were set.
     async fn get_login(&self, user: &str) -> StoreResult<Option<Login>>;
     /// Replaces a user's sign-in secrets (removed with the user).
-    async fn put_login(&self, login: &Login) -> StoreResult<()>;
+    async fn put_login(&self, login: &Login, events: &[Event]) -> StoreResult<()>;
 
     /// Inserts a new admin token; `Conflict` when the id is taken.
     async fn insert_admin_token(&self, token: &AdminToken) -> StoreResult<()>;

@@ -62,6 +62,27 @@ fn user_prefix(user: &str) -> Vec<u8> {
     user_key(user, &[])
 }
 
+struct KeyedEvent {
+    seq: [u8; 8],
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Writes `events` inside a transaction over `events` and `event_log`.
+fn put_events(
+    events: &sled::transaction::TransactionalTree,
+    event_log: &sled::transaction::TransactionalTree,
+    keyed: &[KeyedEvent],
+) -> TxResult<()> {
+    for e in keyed {
+        events.insert(e.key.as_slice(), e.value.as_slice())?;
+        event_log.insert(&e.seq, e.key.as_slice())?;
+    }
+    Ok(())
+}
+
 fn from_tx(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
@@ -142,6 +163,18 @@ impl SledStore {
         Ok(out)
     }
 
+    /// Each event with its `event_log` sequence and its `events` key, ready
+    /// to be written inside a transaction.
+    fn keyed(&self, events: &[Event]) -> StoreResult<Vec<KeyedEvent>> {
+        events
+            .iter()
+            .map(|event| {
+                let seq = self.db.generate_id().map_err(io)?.to_be_bytes();
+                Ok(KeyedEvent { seq, key: user_key(&event.user, &seq), value: encode(event) })
+            })
+            .collect()
+    }
+
     /// Makes the preceding writes durable, then counts one acknowledged write.
     async fn durable(&self) -> StoreResult<()> {
         self.db.flush_async().await.map_err(io)?;
@@ -156,17 +189,28 @@ impl SledStore {
 
 #[async_trait::async_trait]
 impl Store for SledStore {
-    async fn insert_user(&self, user: &User) -> StoreResult<()> {
-        let swapped =
-            self.users.compare_and_swap(user.name.as_bytes(), None as Option<&[u8]>, Some(encode(user))).map_err(io)?;
-        if swapped.is_err() {
-            return Err(StoreError::Conflict);
-        }
+    async fn insert_user(&self, user: &User, events: &[Event]) -> StoreResult<()> {
+        let (value, keyed) = (encode(user), self.keyed(events)?);
+        (&self.users, &self.events, &self.event_log)
+            .transaction(|(users, events, event_log)| {
+                if users.get(user.name.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(StoreError::Conflict));
+                }
+                users.insert(user.name.as_bytes(), value.as_slice())?;
+                put_events(events, event_log, &keyed)
+            })
+            .map_err(from_tx)?;
         self.durable().await
     }
 
-    async fn update_user(&self, user: &User) -> StoreResult<()> {
-        self.users.insert(user.name.as_bytes(), encode(user)).map_err(io)?;
+    async fn update_user(&self, user: &User, events: &[Event]) -> StoreResult<()> {
+        let (value, keyed) = (encode(user), self.keyed(events)?);
+        (&self.users, &self.events, &self.event_log)
+            .transaction(|(users, events, event_log)| {
+                users.insert(user.name.as_bytes(), value.as_slice())?;
+                put_events(events, event_log, &keyed)
+            })
+            .map_err(from_tx)?;
         self.durable().await
     }
 
@@ -209,32 +253,35 @@ impl Store for SledStore {
         Ok(existed)
     }
 
-    async fn insert_password(&self, password: &AppPassword) -> StoreResult<()> {
-        let value = encode(password);
-        (&self.passwords, &self.by_user)
-            .transaction(|(passwords, by_user)| {
+    async fn insert_password(&self, password: &AppPassword, events: &[Event]) -> StoreResult<()> {
+        let (value, keyed) = (encode(password), self.keyed(events)?);
+        (&self.passwords, &self.by_user, &self.events, &self.event_log)
+            .transaction(|(passwords, by_user, events, event_log)| {
                 if passwords.get(password.id.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(StoreError::Conflict));
                 }
                 passwords.insert(password.id.as_bytes(), value.as_slice())?;
                 by_user.insert(user_key(&password.user, password.id.as_bytes()), &[] as &[u8])?;
-                Ok(())
+                put_events(events, event_log, &keyed)
             })
             .map_err(from_tx)?;
         self.durable().await
     }
 
-    async fn update_passwords(&self, list: &[AppPassword]) -> StoreResult<()> {
+    async fn update_passwords(&self, list: &[AppPassword], events: &[Event]) -> StoreResult<()> {
         let encoded: Vec<(&str, Vec<u8>)> = list.iter().map(|p| (p.id.as_str(), encode(p))).collect();
-        self.passwords
-            .transaction(|passwords| {
-                // Only records that exist: an update never creates one.
-                for (id, value) in &encoded {
-                    if passwords.get(id.as_bytes())?.is_some() {
+        let keyed = self.keyed(events)?;
+        (&self.passwords, &self.events, &self.event_log)
+            .transaction(|(passwords, events, event_log)| {
+                // Only records that exist (an update never creates one),
+                // and never undoing a revocation.
+                for ((id, value), p) in encoded.iter().zip(list) {
+                    let Some(stored) = passwords.get(id.as_bytes())? else { continue };
+                    if p.revoked.is_some() || decode::<AppPassword>(&stored).is_ok_and(|s| s.revoked.is_none()) {
                         passwords.insert(id.as_bytes(), value.as_slice())?;
                     }
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
+                put_events(events, event_log, &keyed)
             })
             .map_err(from_tx)?;
         self.durable().await
@@ -276,24 +323,15 @@ impl Store for SledStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut keyed = Vec::with_capacity(new_events.len());
-        for event in new_events {
-            let seq = self.db.generate_id().map_err(io)?.to_be_bytes();
-            keyed.push((
-                seq,
-                user_key(&event.user, &seq),
-                encode(event),
-                event.password_id.clone().unwrap_or_default(),
-            ));
-        }
+        let keyed = self.keyed(new_events)?;
         // One transaction with `passwords`, so a password removed meanwhile
         // never gets orphan activity or events.
         (&self.passwords, &self.activity, &self.events, &self.event_log)
             .transaction(|(passwords, activity, events, event_log)| {
-                for (seq, key, value, id) in &keyed {
+                for (event, keyed) in new_events.iter().zip(&keyed) {
+                    let id = event.password_id.as_deref().unwrap_or_default();
                     if passwords.get(id.as_bytes())?.is_some() {
-                        events.insert(key.as_slice(), value.as_slice())?;
-                        event_log.insert(seq, key.as_slice())?;
+                        put_events(events, event_log, std::slice::from_ref(keyed))?;
                     }
                 }
                 for (id, new) in batch {
@@ -308,7 +346,7 @@ impl Store for SledStore {
                         activity.insert(id.as_bytes(), encode(new))?;
                     }
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
+                TxResult::Ok(())
             })
             .map_err(from_tx)?;
         self.durable().await
@@ -319,36 +357,31 @@ impl Store for SledStore {
     }
 
     async fn append_event(&self, event: &Event) -> StoreResult<()> {
-        let seq = self.db.generate_id().map_err(io)?.to_be_bytes();
-        let key = user_key(&event.user, &seq);
-        let value = encode(event);
+        let keyed = self.keyed(std::slice::from_ref(event))?;
         (&self.events, &self.event_log)
-            .transaction(|(events, event_log)| {
-                events.insert(key.as_slice(), value.as_slice())?;
-                event_log.insert(&seq, key.as_slice())?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
+            .transaction(|(events, event_log)| put_events(events, event_log, &keyed))
             .map_err(from_tx)?;
         self.durable().await
     }
 
     async fn record_expiry(&self, password: &AppPassword, event: &Event) -> StoreResult<()> {
-        let seq = self.db.generate_id().map_err(io)?.to_be_bytes();
-        let key = user_key(&event.user, &seq);
-        let (record, value) = (encode(password), encode(event));
+        let (record, keyed) = (encode(password), self.keyed(std::slice::from_ref(event))?);
         (&self.passwords, &self.events, &self.event_log)
             .transaction(|(passwords, events, event_log)| {
                 // A password removed meanwhile stays removed; an expiry
                 // recorded meanwhile is not recorded twice.
+                // A revocation made meanwhile is kept.
                 match passwords.get(password.id.as_bytes())? {
                     None => return Ok(()),
-                    Some(stored) if decode::<AppPassword>(&stored).is_ok_and(|p| p.expiry_recorded) => return Ok(()),
+                    Some(stored)
+                        if decode::<AppPassword>(&stored).is_ok_and(|p| p.expiry_recorded || p.revoked.is_some()) =>
+                    {
+                        return Ok(());
+                    }
                     Some(_) => {}
                 }
                 passwords.insert(password.id.as_bytes(), record.as_slice())?;
-                events.insert(key.as_slice(), value.as_slice())?;
-                event_log.insert(&seq, key.as_slice())?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
+                put_events(events, event_log, &keyed)
             })
             .map_err(from_tx)?;
         self.durable().await
@@ -365,8 +398,14 @@ impl Store for SledStore {
         self.logins.get(user.as_bytes()).map_err(io)?.map(|v| decode(&v)).transpose()
     }
 
-    async fn put_login(&self, login: &Login) -> StoreResult<()> {
-        self.logins.insert(login.user.as_bytes(), encode(login)).map_err(io)?;
+    async fn put_login(&self, login: &Login, events: &[Event]) -> StoreResult<()> {
+        let (value, keyed) = (encode(login), self.keyed(events)?);
+        (&self.logins, &self.events, &self.event_log)
+            .transaction(|(logins, events, event_log)| {
+                logins.insert(login.user.as_bytes(), value.as_slice())?;
+                put_events(events, event_log, &keyed)
+            })
+            .map_err(from_tx)?;
         self.durable().await
     }
 
@@ -438,12 +477,15 @@ mod tests {
         let store = SledStore::open(&path, 8).unwrap();
         assert_eq!(store.list_events(&everyone(10)).await.unwrap().len(), 3, "the index is rebuilt at open");
         store
-            .insert_user(&User {
-                name: "alice".into(),
-                state: super::super::model::UserState::Active,
-                app_access: true,
-                created: 0,
-            })
+            .insert_user(
+                &User {
+                    name: "alice".into(),
+                    state: super::super::model::UserState::Active,
+                    app_access: true,
+                    created: 0,
+                },
+                &[],
+            )
             .await
             .unwrap();
         assert!(store.remove_user("alice").await.unwrap());

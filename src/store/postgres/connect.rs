@@ -16,6 +16,12 @@ pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err("must start with postgres:// (e.g. postgres://davgate@db.example:5432/davgate)".into());
     }
+    // libpq's default `prefer` (and `allow`) fall back to plain text when
+    // an attacker in the path says so: TLS is either required or off.
+    let ssl_mode = url.split_once("sslmode=").map(|(_, rest)| rest.split('&').next().unwrap_or_default());
+    if let Some(other) = ssl_mode.filter(|m| !matches!(*m, "disable" | "require")) {
+        return Err(format!("sslmode={other}: use sslmode=require (verified TLS) or sslmode=disable"));
+    }
     let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
     if config.get_password().is_some() {
         return Err(format!("holds a password: put it in store.password_file or ${PASSWORD_ENV} instead"));
@@ -23,9 +29,7 @@ pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
     if config.get_hosts().is_empty() {
         return Err("names no host".into());
     }
-    // libpq's default `prefer` would try TLS without checking anything;
-    // davgate verifies certificates, so TLS is asked for explicitly.
-    if !url.contains("sslmode=") {
+    if ssl_mode.is_none() {
         config.ssl_mode(SslMode::Disable);
     }
     Ok(config)
@@ -52,9 +56,16 @@ pub fn pg_config(store: &StoreConfig) -> StoreResult<tokio_postgres::Config> {
     config
         .application_name("davgate")
         .connect_timeout(store.timeout)
-        // A dead peer behind a silent network is noticed, not waited on.
+        // A dead peer behind a silent network (a failover that drops
+        // packets) closes the connection within about `timeout`, idle or
+        // busy, so the pool replaces it instead of handing it out again.
         .keepalives(true)
-        .keepalives_idle(Duration::from_secs(15));
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(3)
+        .tcp_user_timeout(store.timeout)
+        // The server gives up on a statement the client no longer waits for.
+        .options(format!("-c statement_timeout={}", store.timeout.as_millis()));
     Ok(config)
 }
 
@@ -93,6 +104,10 @@ mod tests {
         assert_eq!(plain.get_ssl_mode(), SslMode::Disable, "TLS only when asked");
         let tls = parse_url("postgres://u@db/d?sslmode=require").unwrap();
         assert_eq!(tls.get_ssl_mode(), SslMode::Require);
+        for downgradable in ["prefer", "allow"] {
+            let e = parse_url(&format!("postgres://u@db/d?sslmode={downgradable}")).unwrap_err();
+            assert!(e.contains("sslmode=require"), "{e}");
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+/// The [`Store`] on PostgreSQL: a connection pool plus what the change
+/// feed needs to open a connection of its own.
 pub struct PgStore {
     pool: Pool,
     /// For the change feed's own connection.
@@ -36,13 +38,24 @@ pub struct PgStore {
     writes: AtomicU64,
 }
 
-/// Maps a driver error: a unique key taken is a conflict, an answer from
-/// the server is a failed statement, anything else means unreachable.
+/// Maps a driver error: a unique key taken is a conflict; a server going
+/// away, failing over or answering read-only (a demoted primary) is
+/// unavailable, as is no answer at all; anything else is a failed statement.
 pub(crate) fn db_error(e: tokio_postgres::Error) -> StoreError {
-    match e.as_db_error() {
-        Some(db) if *db.code() == SqlState::UNIQUE_VIOLATION => StoreError::Conflict,
-        Some(db) => StoreError::Io(format!("database: {}", db.message())),
-        None => StoreError::Unavailable(format!("database: {e}")),
+    let Some(db) = e.as_db_error() else {
+        return StoreError::Unavailable(format!("database: {e}"));
+    };
+    let code = db.code();
+    if *code == SqlState::UNIQUE_VIOLATION {
+        return StoreError::Conflict;
+    }
+    let failing_over = code.code().starts_with("08")
+        || code.code().starts_with("57P")
+        || [SqlState::READ_ONLY_SQL_TRANSACTION, SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED]
+            .contains(code);
+    match failing_over {
+        true => StoreError::Unavailable(format!("database: {}", db.message())),
+        false => StoreError::Io(format!("database: {}", db.message())),
     }
 }
 
@@ -71,8 +84,11 @@ fn kind_name(kind: super::model::EventKind) -> String {
     json(&kind).as_str().unwrap_or_default().to_string()
 }
 
-const UPDATE_PASSWORD: &str =
-    "UPDATE passwords SET created = $2, expires = $3, revoked = $4, expiry_recorded = $5, record = $6 WHERE id = $1";
+/// A revocation is never undone: an update read before a revocation made
+/// by another instance (a rename, say) is dropped rather than written over it.
+const UPDATE_PASSWORD: &str = "UPDATE passwords
+     SET created = $2, expires = $3, revoked = $4, expiry_recorded = $5, record = $6
+     WHERE id = $1 AND (NOT revoked OR $4)";
 
 async fn notify(client: &impl GenericClient, change: &Change) -> StoreResult<()> {
     client
@@ -96,13 +112,13 @@ async fn insert_event(client: &impl GenericClient, event: &Event) -> StoreResult
 impl PgStore {
     /// Connects and applies pending migrations.
     pub async fn open(store: &StoreConfig) -> StoreResult<Self> {
-        let this = Self::connect(store)?;
+        let this = Self::without_migrating(store)?;
         this.migrate().await?;
         Ok(this)
     }
 
-    /// A pool for `store.url`; connections are made when first needed.
-    pub fn connect(store: &StoreConfig) -> StoreResult<Self> {
+    /// Without touching the schema; connections are made when first needed.
+    pub fn without_migrating(store: &StoreConfig) -> StoreResult<Self> {
         let config = connect::pg_config(store)?;
         let tls = connect::tls(store)?;
         let pool = connect::pool(store, config.clone(), tls.clone())?;
@@ -159,37 +175,54 @@ impl PgStore {
         .await
     }
 
-    /// Runs one statement as an acknowledged write; returns rows affected.
-    async fn write(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> StoreResult<u64> {
-        let n = self.timed(async { self.client().await?.execute(sql, params).await.map_err(db_error) }).await?;
+    /// One acknowledged write: `statements` in order, then `events` and
+    /// the notifications for `changes`, all in one transaction. Returns the
+    /// rows each statement affected.
+    async fn transaction(
+        &self,
+        statements: &[Statement<'_>],
+        events: &[Event],
+        changes: &[Change],
+    ) -> StoreResult<Vec<u64>> {
+        let affected = self
+            .timed(async {
+                let mut client = self.client().await?;
+                let tx = client.transaction().await.map_err(db_error)?;
+                let mut affected = Vec::with_capacity(statements.len());
+                for (sql, params) in statements {
+                    affected.push(tx.execute(*sql, params).await.map_err(db_error)?);
+                }
+                for event in events {
+                    insert_event(&tx, event).await?;
+                }
+                for change in changes {
+                    notify(&tx, change).await?;
+                }
+                tx.commit().await.map_err(db_error)?;
+                Ok(affected)
+            })
+            .await?;
         self.acknowledged();
-        Ok(n)
+        Ok(affected)
     }
 }
 
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+type Statement<'a> = (&'static str, &'a [Param<'a>]);
+
 #[async_trait::async_trait]
 impl Store for PgStore {
-    async fn insert_user(&self, user: &User) -> StoreResult<()> {
-        self.write("INSERT INTO users (name, record) VALUES ($1, $2)", &[&user.name, &json(user)]).await.map(drop)
+    async fn insert_user(&self, user: &User, events: &[Event]) -> StoreResult<()> {
+        let record = json(user);
+        let insert: Statement = ("INSERT INTO users (name, record) VALUES ($1, $2)", &[&user.name, &record]);
+        self.transaction(&[insert], events, &[]).await.map(drop)
     }
 
-    async fn update_user(&self, user: &User) -> StoreResult<()> {
-        self.timed(async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(db_error)?;
-            tx.execute(
-                "INSERT INTO users (name, record) VALUES ($1, $2)
-                 ON CONFLICT (name) DO UPDATE SET record = excluded.record",
-                &[&user.name, &json(user)],
-            )
-            .await
-            .map_err(db_error)?;
-            notify(&tx, &Change::User(user.name.clone())).await?;
-            tx.commit().await.map_err(db_error)
-        })
-        .await?;
-        self.acknowledged();
-        Ok(())
+    async fn update_user(&self, user: &User, events: &[Event]) -> StoreResult<()> {
+        let record = json(user);
+        // Never an upsert: a user removed meanwhile stays removed.
+        let update: Statement = ("UPDATE users SET record = $2 WHERE name = $1", &[&user.name, &record]);
+        self.transaction(&[update], events, &[Change::User(user.name.clone())]).await.map(drop)
     }
 
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
@@ -201,62 +234,37 @@ impl Store for PgStore {
     }
 
     async fn remove_user(&self, name: &str) -> StoreResult<bool> {
-        let existed = self
-            .timed(async {
-                let mut client = self.client().await?;
-                let tx = client.transaction().await.map_err(db_error)?;
-                // Activity goes with its passwords (ON DELETE CASCADE).
-                for sql in [
-                    "DELETE FROM passwords WHERE user_name = $1",
-                    "DELETE FROM events WHERE user_name = $1",
-                    "DELETE FROM logins WHERE user_name = $1",
-                ] {
-                    tx.execute(sql, &[&name]).await.map_err(db_error)?;
-                }
-                let existed = tx.execute("DELETE FROM users WHERE name = $1", &[&name]).await.map_err(db_error)? > 0;
-                notify(&tx, &Change::User(name.to_string())).await?;
-                tx.commit().await.map_err(db_error)?;
-                Ok(existed)
-            })
-            .await?;
-        self.acknowledged();
-        Ok(existed)
+        // Passwords take their activity and login records with them
+        // (ON DELETE CASCADE); events have no key to hang on.
+        let statements: [Statement; 2] =
+            [("DELETE FROM events WHERE user_name = $1", &[&name]), ("DELETE FROM users WHERE name = $1", &[&name])];
+        let affected = self.transaction(&statements, &[], &[Change::User(name.to_string())]).await?;
+        Ok(affected[1] > 0)
     }
 
-    async fn insert_password(&self, p: &AppPassword) -> StoreResult<()> {
-        self.write(
+    async fn insert_password(&self, p: &AppPassword, events: &[Event]) -> StoreResult<()> {
+        let (created, expires, revoked, record) = (secs(p.created), p.expires.map(secs), p.revoked.is_some(), json(p));
+        let insert: Statement = (
             "INSERT INTO passwords (id, user_name, created, expires, revoked, expiry_recorded, record)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &p.id,
-                &p.user,
-                &secs(p.created),
-                &p.expires.map(secs),
-                &p.revoked.is_some(),
-                &p.expiry_recorded,
-                &json(p),
-            ],
-        )
-        .await
-        .map(drop)
+            &[&p.id, &p.user, &created, &expires, &revoked, &p.expiry_recorded, &record],
+        );
+        self.transaction(&[insert], events, &[]).await.map(drop)
     }
 
-    async fn update_passwords(&self, list: &[AppPassword]) -> StoreResult<()> {
-        self.timed(async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(db_error)?;
-            let update = tx.prepare(UPDATE_PASSWORD).await.map_err(db_error)?;
-            for p in list {
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-                    [&p.id, &secs(p.created), &p.expires.map(secs), &p.revoked.is_some(), &p.expiry_recorded, &json(p)];
-                tx.execute(&update, &params).await.map_err(db_error)?;
-                notify(&tx, &Change::Password(p.id.clone())).await?;
-            }
-            tx.commit().await.map_err(db_error)
-        })
-        .await?;
-        self.acknowledged();
-        Ok(())
+    async fn update_passwords(&self, list: &[AppPassword], events: &[Event]) -> StoreResult<()> {
+        let values: Vec<_> =
+            list.iter().map(|p| (secs(p.created), p.expires.map(secs), p.revoked.is_some(), json(p))).collect();
+        let params: Vec<[Param; 6]> = list
+            .iter()
+            .zip(&values)
+            .map(|(p, (created, expires, revoked, record))| {
+                [&p.id as Param, created, expires, revoked, &p.expiry_recorded, record]
+            })
+            .collect();
+        let statements: Vec<Statement> = params.iter().map(|p| (UPDATE_PASSWORD, &p[..])).collect();
+        let changes: Vec<Change> = list.iter().map(|p| Change::Password(p.id.clone())).collect();
+        self.transaction(&statements, events, &changes).await.map(drop)
     }
 
     async fn get_password(&self, id: &str) -> StoreResult<Option<AppPassword>> {
@@ -294,9 +302,13 @@ impl Store for PgStore {
                 *slot = activity;
             }
         }
-        let ids: Vec<&str> = latest.keys().copied().collect();
-        let ats: Vec<i64> = latest.values().map(|a| secs(a.at)).collect();
-        let records: Vec<Value> = latest.values().map(|a| json(*a)).collect();
+        // In id order, so instances flushing at once lock rows in the same
+        // order and never deadlock.
+        let mut rows: Vec<(&str, &Activity)> = latest.into_iter().collect();
+        rows.sort_unstable_by_key(|(id, _)| *id);
+        let ids: Vec<&str> = rows.iter().map(|(id, _)| *id).collect();
+        let ats: Vec<i64> = rows.iter().map(|(_, a)| secs(a.at)).collect();
+        let records: Vec<Value> = rows.iter().map(|(_, a)| json(*a)).collect();
         self.timed(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(db_error)?;
@@ -347,20 +359,19 @@ impl Store for PgStore {
     }
 
     async fn append_event(&self, event: &Event) -> StoreResult<()> {
-        self.timed(async { insert_event(&self.client().await?, event).await }).await?;
-        self.acknowledged();
-        Ok(())
+        self.transaction(&[], std::slice::from_ref(event), &[]).await.map(drop)
     }
 
     async fn record_expiry(&self, p: &AppPassword, event: &Event) -> StoreResult<()> {
         self.timed(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(db_error)?;
-            // Only the first instance to sweep a password records it.
+            // Only the first instance to sweep a password records it, and
+            // never over a revocation made meanwhile.
             let updated = tx
                 .execute(
                     "UPDATE passwords SET expires = $2, revoked = $3, expiry_recorded = true, record = $4
-                     WHERE id = $1 AND NOT expiry_recorded",
+                     WHERE id = $1 AND NOT expiry_recorded AND NOT revoked",
                     &[&p.id, &p.expires.map(secs), &p.revoked.is_some(), &json(p)],
                 )
                 .await
@@ -396,18 +407,20 @@ impl Store for PgStore {
         self.one("SELECT record FROM logins WHERE user_name = $1", user).await
     }
 
-    async fn put_login(&self, login: &Login) -> StoreResult<()> {
-        self.write(
+    async fn put_login(&self, login: &Login, events: &[Event]) -> StoreResult<()> {
+        let record = json(login);
+        let upsert: Statement = (
             "INSERT INTO logins (user_name, record) VALUES ($1, $2)
              ON CONFLICT (user_name) DO UPDATE SET record = excluded.record",
-            &[&login.user, &json(login)],
-        )
-        .await
-        .map(drop)
+            &[&login.user, &record],
+        );
+        self.transaction(&[upsert], events, &[]).await.map(drop)
     }
 
     async fn insert_admin_token(&self, token: &AdminToken) -> StoreResult<()> {
-        self.write("INSERT INTO admin_tokens (id, record) VALUES ($1, $2)", &[&token.id, &json(token)]).await.map(drop)
+        let record = json(token);
+        let insert: Statement = ("INSERT INTO admin_tokens (id, record) VALUES ($1, $2)", &[&token.id, &record]);
+        self.transaction(&[insert], &[], &[]).await.map(drop)
     }
 
     async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>> {
@@ -415,7 +428,8 @@ impl Store for PgStore {
     }
 
     async fn remove_admin_token(&self, id: &str) -> StoreResult<bool> {
-        Ok(self.write("DELETE FROM admin_tokens WHERE id = $1", &[&id]).await? > 0)
+        let delete: Statement = ("DELETE FROM admin_tokens WHERE id = $1", &[&id]);
+        Ok(self.transaction(&[delete], &[], &[]).await?[0] > 0)
     }
 
     async fn ping(&self) -> StoreResult<()> {

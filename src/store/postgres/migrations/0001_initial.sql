@@ -5,9 +5,11 @@ CREATE TABLE users (
     record jsonb NOT NULL
 );
 
+-- Removed with their user, also when another instance adds a password
+-- while the user is being removed.
 CREATE TABLE passwords (
     id              text PRIMARY KEY,
-    user_name       text NOT NULL,
+    user_name       text NOT NULL REFERENCES users (name) ON DELETE CASCADE,
     created         bigint NOT NULL,
     expires         bigint,
     revoked         boolean NOT NULL,
@@ -37,7 +39,7 @@ CREATE TABLE events (
 CREATE INDEX events_by_user ON events (user_name, seq);
 
 CREATE TABLE logins (
-    user_name text PRIMARY KEY,
+    user_name text PRIMARY KEY REFERENCES users (name) ON DELETE CASCADE,
     record    jsonb NOT NULL
 );
 
