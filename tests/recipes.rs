@@ -202,6 +202,8 @@ fn deployed_files() -> tempfile::TempDir {
     fs::write(dir.path().join("fullchain.pem"), certified.cert.pem()).unwrap();
     fs::write(dir.path().join("privkey.pem"), certified.key_pair.serialize_pem()).unwrap();
     fs::write(dir.path().join("db-password"), "not-the-real-one\n").unwrap();
+    // As the compose header says: readable by davgate's user only.
+    fs::set_permissions(dir.path().join("db-password"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     dir
 }
 

@@ -165,10 +165,19 @@ impl Config {
             }
         }
         for (key, file) in [("password_file", &store.password_file), ("ca_file", &store.ca_file)] {
-            if let Some(file) = file
-                && let Err(e) = std::fs::metadata(file)
-            {
-                p.push(format!("store.{key}: cannot read {}: {e}", file.display()));
+            let Some(file) = file else { continue };
+            match std::fs::metadata(file) {
+                Err(e) => p.push(format!("store.{key}: cannot read {}: {e}", file.display())),
+                Ok(meta)
+                    if key == "password_file"
+                        && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 =>
+                {
+                    p.push(format!(
+                        "store.password_file: {} is readable by group or others: chmod 600 it",
+                        file.display()
+                    ))
+                }
+                Ok(_) => {}
             }
         }
         if store.pool_size == 0 {

@@ -38,8 +38,18 @@ pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
 /// The database password: `password_file` (one line), else the environment.
 fn password(store: &StoreConfig) -> StoreResult<Option<Vec<u8>>> {
     if let Some(file) = &store.password_file {
-        let text = std::fs::read(file)
-            .map_err(|e| StoreError::Io(format!("store.password_file: cannot read {}: {e}", file.display())))?;
+        use std::os::unix::fs::PermissionsExt;
+        let cannot =
+            |e: std::io::Error| StoreError::Io(format!("store.password_file: cannot read {}: {e}", file.display()));
+        let mode = std::fs::metadata(file).map_err(cannot)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(StoreError::Io(format!(
+                "store.password_file: {} is readable by group or others (mode {:o}): chmod 600 it",
+                file.display(),
+                mode & 0o777
+            )));
+        }
+        let text = std::fs::read(file).map_err(cannot)?;
         let end = text.iter().rposition(|b| !matches!(b, b'\n' | b'\r')).map_or(0, |i| i + 1);
         return Ok(Some(text[..end].to_vec()));
     }
@@ -113,10 +123,15 @@ mod tests {
     #[test]
     fn the_password_comes_from_its_file_without_the_line_end() {
         let dir = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
         let file = dir.path().join("pw");
         std::fs::write(&file, "s3cret pass\r\n").unwrap();
         let mut store = StoreConfig::postgres("postgres://u@db/d");
-        store.password_file = Some(file);
+        store.password_file = Some(file.clone());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = pg_config(&store).unwrap_err().to_string();
+        assert!(e.contains("readable by group or others") && !e.contains("s3cret"), "{e}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(pg_config(&store).unwrap().get_password(), Some(&b"s3cret pass"[..]));
         store.password_file = Some(dir.path().join("missing"));
         let e = pg_config(&store).unwrap_err().to_string();
