@@ -115,12 +115,16 @@ impl App {
             Arc::new(Verifier::new(store.clone(), cache.clone(), pool, throttle, &hash_params, metrics.clone()));
         let logins = Arc::new(logins::Logins::new(accounts.clone(), hash_params.clone(), "davgate"));
         let web = Arc::new(web::WebState::new(&config, logins));
-        let gateway = build_gateway(&config, &verifier, &activity, &metrics, &accounts, &web)?;
+        let gateways = (0..config.server.worker_count())
+            .map(|_| {
+                Ok(ArcSwap::from_pointee(build_gateway(&config, &verifier, &activity, &metrics, &accounts, &web)?))
+            })
+            .collect::<anyhow::Result<_>>()?;
         let tls = match &config.server.tls {
             Some(t) => Some(ArcSwap::from_pointee(server::tls::acceptor(t, "server.tls")?)),
             None => None,
         };
-        let live = Arc::new(server::Live { gateway: ArcSwap::from_pointee(gateway), tls });
+        let live = Arc::new(server::Live { gateways, tls });
         Ok(Arc::new(Self {
             config: ArcSwap::from_pointee(config),
             store,
@@ -139,11 +143,6 @@ impl App {
         self.config.load_full()
     }
 
-    /// The gateway in force.
-    pub fn gateway(&self) -> Arc<Gateway> {
-        self.live.gateway.load_full()
-    }
-
     /// Applies a new config to every later request and handshake without
     /// touching open connections. Keys that only take effect at start keep
     /// their old value and are returned, so the caller can say so. On any
@@ -157,13 +156,18 @@ impl App {
         if !problems.is_empty() {
             anyhow::bail!("with the keys that need a restart kept: {}", problems.join("; "));
         }
-        let gateway =
-            build_gateway(&effective, &self.verifier, &self.activity, &self.metrics, &self.accounts, &self.web)?;
+        let gateways = (self.live.gateways.iter())
+            .map(|_| {
+                build_gateway(&effective, &self.verifier, &self.activity, &self.metrics, &self.accounts, &self.web)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let tls = match (&self.live.tls, &effective.server.tls) {
             (Some(_), Some(t)) => Some(server::tls::acceptor(t, "server.tls")?),
             _ => None,
         };
-        self.live.gateway.store(Arc::new(gateway));
+        for (live, gateway) in self.live.gateways.iter().zip(gateways) {
+            live.store(Arc::new(gateway));
+        }
         if let (Some(live), Some(tls)) = (&self.live.tls, tls) {
             live.store(Arc::new(tls));
         }

@@ -26,6 +26,7 @@ pub fn effective(old: &Config, new: Config) -> (Config, Vec<&'static str>) {
     keep!(server.header_read_timeout, "server.header_read_timeout");
     keep!(server.idle_timeout, "server.idle_timeout");
     keep!(server.max_connections, "server.max_connections");
+    keep!(server.workers, "server.workers");
     keep!(server.shutdown_grace, "server.shutdown_grace");
     // The certificate files may change; turning TLS on or off may not.
     if effective.server.tls.is_some() != old.server.tls.is_some() {

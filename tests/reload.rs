@@ -69,8 +69,9 @@ async fn a_reload_applies_to_open_connections_and_new_tls_handshakes() {
         dir.path().join("cert.pem").display(),
         dir.path().join("key.pem").display()
     );
+    // Several workers: each has its own gateway, and a reload reaches all.
     let config_for = |realm: &str, listen_port: Option<u16>| {
-        let server = format!("realm = \"{realm}\"\n{tls}");
+        let server = format!("realm = \"{realm}\"\nworkers = 3\n{tls}");
         let mut text =
             config_text(&backend.url(), &dir.path().join("store"), Extra { server: &server, ..Extra::default() });
         if let Some(port) = listen_port {
@@ -80,18 +81,28 @@ async fn a_reload_applies_to_open_connections_and_new_tls_handshakes() {
     };
     let gate = Gate::start_config(config_for("before", None), tempfile::tempdir().unwrap()).await;
     let port = gate.addr.port();
-    let mut open = connect(port, &first.0).await.unwrap();
-    assert_eq!(challenge(&mut open).await, "Basic realm=\"before\", charset=\"UTF-8\"");
+    assert_eq!(gate.app.live.gateways.len(), 3);
+    let mut open = Vec::new();
+    for _ in 0..9 {
+        let mut conn = connect(port, &first.0).await.unwrap();
+        assert_eq!(challenge(&mut conn).await, "Basic realm=\"before\", charset=\"UTF-8\"");
+        open.push(conn);
+    }
 
     write_pair(dir.path(), &second);
     let restart_only = gate.app.reload(config_for("after", Some(1))).unwrap();
     assert_eq!(restart_only, ["server.listen"], "a new listen address needs a restart and is named");
     assert_eq!(gate.app.config().server.listen.port(), 0, "the running config keeps the old address");
-    assert_eq!(
-        challenge(&mut open).await,
-        "Basic realm=\"after\", charset=\"UTF-8\"",
-        "the open connection survived and its next request uses the new config"
-    );
+    for gateway in &gate.app.live.gateways {
+        assert_eq!(gateway.load().challenge, "Basic realm=\"after\", charset=\"UTF-8\"", "every worker's gateway");
+    }
+    for conn in &mut open {
+        assert_eq!(
+            challenge(conn).await,
+            "Basic realm=\"after\", charset=\"UTF-8\"",
+            "the open connection survived and its next request uses the new config"
+        );
+    }
     assert!(connect(port, &first.0).await.is_err(), "new handshakes present the new certificate");
     let mut fresh = connect(port, &second.0).await.unwrap();
     assert_eq!(challenge(&mut fresh).await, "Basic realm=\"after\", charset=\"UTF-8\"");

@@ -59,6 +59,35 @@ async fn upstream_connections_are_pooled() {
     assert!(opened <= 2, "50 sequential requests opened {opened} upstream connections");
 }
 
+/// Names of the threads of process `pid`.
+fn thread_names(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks.map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).unwrap().trim().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_worker_is_a_serving_thread_of_its_own() {
+    let backend = Recorder::start().await;
+    let setup = Setup::new(&backend.url());
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(&setup.config, text.replace("[upstream]", "workers = 3\n[upstream]")).unwrap();
+    let (_, pw) = setup.user_with_password("alice");
+    let server = setup.serve();
+    // Many connections at once, whichever worker takes each: all served.
+    let requests = (0..24).map(|_| {
+        let (url, pw) = (server.url("/alice/"), pw.clone());
+        tokio::spawn(async move { Http::h1().get(&url, "alice", &pw).await.status })
+    });
+    for request in requests.collect::<Vec<_>>() {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let mut workers: Vec<String> =
+        thread_names(server.pid()).into_iter().filter(|name| name.starts_with("davgate-w")).collect();
+    workers.sort();
+    assert_eq!(workers, ["davgate-w0", "davgate-w1", "davgate-w2"]);
+    server.terminate();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_in_flight_requests_finish_and_refuses_new_connections() {
     let backend = Recorder::start().await;
@@ -104,7 +133,9 @@ fn open_file_limit() -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_over_the_limit_get_a_clear_503() {
     let backend = Recorder::start().await;
-    let gate = Gate::start_with(&backend.url(), Extra { server: "max_connections = 20", ..Extra::default() }).await;
+    // The limit is one count across every worker thread.
+    let server = "max_connections = 20\nworkers = 4";
+    let gate = Gate::start_with(&backend.url(), Extra { server, ..Extra::default() }).await;
     let mut held = Vec::new();
     for _ in 0..20 {
         held.push(tokio::net::TcpStream::connect(gate.addr).await.unwrap());

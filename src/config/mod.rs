@@ -165,6 +165,18 @@ path = "./davgate-data"
         assert!(e.contains("cache.ttl: must be longer than 0s"), "{e}");
         let e = problems(&format!("{MINIMAL}[activity]\nflush_interval = \"soon\"\n"));
         assert!(e.starts_with("davgate.toml: activity.flush_interval:"), "{e}");
+        let e = problems(&MINIMAL.replace("[upstream]", "workers = 0\n[upstream]"));
+        assert!(e.contains("server.workers: must be 1 to 1024"), "{e}");
+        let e = problems(&MINIMAL.replace("[upstream]", "workers = -1\n[upstream]"));
+        assert!(e.starts_with("davgate.toml: server.workers:"), "{e}");
+    }
+
+    #[test]
+    fn workers_default_to_one_per_cpu() {
+        let c = Config::parse(MINIMAL, "davgate.toml").unwrap();
+        assert_eq!(c.server.worker_count(), std::thread::available_parallelism().unwrap().get());
+        let c = Config::parse(&MINIMAL.replace("[upstream]", "workers = 3\n[upstream]"), "davgate.toml").unwrap();
+        assert_eq!(c.server.worker_count(), 3);
     }
 
     #[test]

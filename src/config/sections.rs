@@ -71,9 +71,20 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Threads serving client connections, each with its own event loop
+    /// and upstream pool; unset means one per CPU.
+    #[serde(default)]
+    pub workers: Option<usize>,
     /// Time in-flight requests get to finish on SIGTERM/SIGINT.
     #[serde(default = "secs::<30>", with = "duration")]
     pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// Worker threads to run: `workers`, or one per CPU.
+    pub fn worker_count(&self) -> usize {
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -3,6 +3,9 @@
 
 use super::Config;
 
+/// More serving threads than this is a typo, not a machine.
+const MAX_WORKERS: usize = 1024;
+
 impl Config {
     /// Checks what serde cannot: each entry is `key: what is wrong, how to fix`.
     pub(crate) fn validate(&self) -> Vec<String> {
@@ -53,6 +56,11 @@ impl Config {
         }
         if self.server.max_connections == 0 {
             p.push("server.max_connections: must be at least 1".into());
+        }
+        if let Some(n) = self.server.workers
+            && !(1..=MAX_WORKERS).contains(&n)
+        {
+            p.push(format!("server.workers: must be 1 to {MAX_WORKERS} (leave it unset for one per CPU), not {n}"));
         }
         match self.upstream.url.scheme_str() {
             Some("http") | Some("https") => {}

@@ -31,74 +31,130 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// The gateway and TLS acceptor currently in force; a config reload swaps
+/// The gateways and TLS acceptor currently in force; a config reload swaps
 /// them, and each request (each handshake) uses whichever is current, so
 /// open connections survive a reload.
 pub struct Live {
-    pub gateway: ArcSwap<Gateway>,
+    /// One gateway per worker thread: each has its own upstream pool, so a
+    /// backend connection is only ever driven by the thread that uses it.
+    pub gateways: Vec<ArcSwap<Gateway>>,
     pub tls: Option<ArcSwap<tokio_rustls::TlsAcceptor>>,
 }
 
 /// Serves the gateway on `listener` until `shutdown` turns true, then waits
 /// up to `shutdown_grace` for in-flight requests.
+///
+/// Thread per core: each worker thread runs its own single-threaded event
+/// loop and accepts on the shared socket, so a request is parsed,
+/// authenticated and proxied without waking another thread (cross-thread
+/// wake-ups were the largest cost on the cached path; see BENCHMARKS.md).
 pub async fn serve(
     listener: TcpListener,
     live: Arc<Live>,
     config: ServerConfig,
     metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let tls = live.tls.is_some();
-    let builder = Arc::new(builder(&config));
-    let graceful = GracefulShutdown::new();
+    let listener = listener.into_std()?;
     let slots = Arc::new(Semaphore::new(config.max_connections));
-    loop {
-        let (tcp, addr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
+    let mut finished = Vec::new();
+    for index in 0..live.gateways.len() {
+        let worker = Worker {
+            index,
+            listener: listener.try_clone()?,
+            live: live.clone(),
+            config: config.clone(),
+            metrics: metrics.clone(),
+            slots: slots.clone(),
+            shutdown: shutdown.clone(),
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            refuse(tcp, tls);
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let io = IdleTimeout::new(tcp, config.idle_timeout);
-        let peer = Peer { addr, tls };
-        let live = live.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let handshake_timeout = config.header_read_timeout;
-        let metrics = metrics.clone();
-        metrics.connections.inc();
-        tokio::spawn(async move {
-            match live.tls.as_ref().map(|t| t.load_full()) {
-                None => serve_io(watcher, &builder, io, live, peer).await,
-                Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
-                    Ok(Ok(stream)) => serve_io(watcher, &builder, stream, live, peer).await,
-                    Ok(Err(e)) => tracing::debug!(error = %e, %addr, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-                },
-            }
-            metrics.connections.dec();
-            drop(permit);
-        });
+        let (done, finished_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new().name(format!("davgate-w{index}")).spawn(move || {
+            let _ = done.send(worker.run());
+        })?;
+        finished.push(finished_rx);
     }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(config.shutdown_grace) => {
-            tracing::warn!("shutdown grace period over; closing remaining connections");
-        }
+    let mut result = Ok(());
+    for worker in finished {
+        let outcome = worker.await.unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")));
+        result = result.and(outcome);
     }
-    Ok(())
+    result
+}
+
+/// One serving thread and what it shares with the others.
+struct Worker {
+    index: usize,
+    listener: std::net::TcpListener,
+    live: Arc<Live>,
+    config: ServerConfig,
+    metrics: Arc<Metrics>,
+    /// `server.max_connections`, counted across all workers.
+    slots: Arc<Semaphore>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Worker {
+    fn run(self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(self.accept_loop())
+    }
+
+    async fn accept_loop(mut self) -> anyhow::Result<()> {
+        let listener = TcpListener::from_std(self.listener)?;
+        let tls = self.live.tls.is_some();
+        let builder = Arc::new(builder(&self.config));
+        let graceful = GracefulShutdown::new();
+        loop {
+            let (tcp, addr) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = self.shutdown.changed() => break,
+            };
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                refuse(tcp, tls);
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let io = IdleTimeout::new(tcp, self.config.idle_timeout);
+            let peer = Peer { addr, tls };
+            let live = self.live.clone();
+            let index = self.index;
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let handshake_timeout = self.config.header_read_timeout;
+            let metrics = self.metrics.clone();
+            metrics.connections.inc();
+            tokio::spawn(async move {
+                match live.tls.as_ref().map(|t| t.load_full()) {
+                    None => serve_io(watcher, &builder, io, live, index, peer).await,
+                    Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
+                        Ok(Ok(stream)) => serve_io(watcher, &builder, stream, live, index, peer).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, %addr, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                    },
+                }
+                metrics.connections.dec();
+                drop(permit);
+            });
+        }
+        drop(listener);
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = tokio::time::sleep(self.config.shutdown_grace) => {
+                tracing::warn!(worker = self.index, "shutdown grace period over; closing remaining connections");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Answers a connection over `server.max_connections` with a plain `503`
@@ -121,12 +177,18 @@ const TOO_MANY_CONNECTIONS: &[u8] = concat!(
 )
 .as_bytes();
 
-async fn serve_io<I>(watcher: Watcher, builder: &auto::Builder<TokioExecutor>, io: I, live: Arc<Live>, peer: Peer)
-where
+async fn serve_io<I>(
+    watcher: Watcher,
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    live: Arc<Live>,
+    worker: usize,
+    peer: Peer,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
-        let gateway = live.gateway.load_full();
+        let gateway = live.gateways[worker].load_full();
         async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, peer).await) }
     });
     let conn = builder.serve_connection(TokioIo::new(io), service).into_owned();

@@ -4,6 +4,7 @@ use crate::config::StoreConfig;
 use crate::store::{StoreError, StoreResult};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -89,7 +90,13 @@ pub fn tls(store: &StoreConfig) -> StoreResult<MakeRustlsConnect> {
 /// A pool whose every wait (for a free connection, a new one, a health
 /// check) is bounded by `store.timeout`, so a dead database fails fast.
 pub fn pool(store: &StoreConfig, config: tokio_postgres::Config, tls: MakeRustlsConnect) -> StoreResult<Pool> {
-    let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let home = tokio::runtime::Handle::try_current()
+        .map_err(|_| StoreError::Io("the PostgreSQL store must be opened inside a tokio runtime".into()))?;
+    let manager = Manager::from_connect(
+        config,
+        ConnectAtHome { tls, home },
+        ManagerConfig { recycling_method: RecyclingMethod::Fast },
+    );
     Pool::builder(manager)
         .max_size(store.pool_size)
         .runtime(Runtime::Tokio1)
@@ -98,6 +105,46 @@ pub fn pool(store: &StoreConfig, config: tokio_postgres::Config, tls: MakeRustls
         .recycle_timeout(Some(store.timeout))
         .build()
         .map_err(|e| StoreError::Io(format!("database pool: {e}")))
+}
+
+/// Opens every connection on the runtime the store was opened on, whichever
+/// thread asks: a connection's socket and driver task belong to one event
+/// loop, and each gateway worker thread runs its own, which stops before
+/// the process's last activity flush.
+struct ConnectAtHome {
+    tls: MakeRustlsConnect,
+    home: tokio::runtime::Handle,
+}
+
+impl deadpool_postgres::Connect for ConnectAtHome {
+    fn connect(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> futures_util::future::BoxFuture<'_, Result<(tokio_postgres::Client, JoinHandle<()>), tokio_postgres::Error>>
+    {
+        let (config, tls, home) = (config.clone(), self.tls.clone(), self.home.clone());
+        Box::pin(async move {
+            match home.spawn(connect_on(home.clone(), config.clone(), tls.clone())).await {
+                Ok(connected) => connected,
+                // The home runtime is shutting down: connect from here.
+                Err(_) => connect_on(tokio::runtime::Handle::current(), config, tls).await,
+            }
+        })
+    }
+}
+
+async fn connect_on(
+    runtime: tokio::runtime::Handle,
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+) -> Result<(tokio_postgres::Client, JoinHandle<()>), tokio_postgres::Error> {
+    let (client, connection) = config.connect(tls).await?;
+    let driver = runtime.spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "database connection failed");
+        }
+    });
+    Ok((client, driver))
 }
 
 #[cfg(test)]
