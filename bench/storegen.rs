@@ -1,5 +1,5 @@
-//! Fills a davgate store for `bench/footprint.sh` (built by that script as
-//! a throw-away crate in its temp dir; not part of the main build).
+//! Fills a davgate store for `bench/footprint.sh` (an example target, built
+//! by that script in release).
 //!
 //! Usage: storegen CONFIG USERS PER_USER CREDS_OUT
 //!
@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     config.hash.iterations = 1;
     config.hash.parallelism = 1;
     config.policy.max_active_passwords = config.policy.max_active_passwords.max(per_user);
-    let store = davgate::App::open_store(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = davgate::store::open(&config.store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let app = davgate::App::new(config, store)?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(&args[4])?);
     let started = Instant::now();
