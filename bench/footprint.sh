@@ -227,6 +227,6 @@ echo "| activity flush ticks (\`davgate_activity_flush_seconds_count\` on the ad
 echo "| the next ${FLUSH_WIN}s (one flush interval, no requests): flush ticks / bytes written / fsync+fdatasync / pwrite | $(delta "$flushes1" "$flushes2") / $((wb3 - wb2)) / $FLUSH_SYNC / $FLUSH_PWRITE |"
 echo
 echo "Bytes written: \`write_bytes\` of /proc/<pid>/io (page-cache writes to files; davgate logs at warn to a file, nothing was logged)."
-echo "Syscalls: perf tracepoints, system-wide, counted for davgate's pid (n/a when perf is unavailable). sled's own"
-echo "background flusher calls fsync every 500 ms (flush_every_ms) whether or not anything changed, so fsyncs"
-echo "alone do not count store writes; bytes written and pwrite calls do."
+echo "Syscalls: perf tracepoints, system-wide, counted for davgate's pid (n/a when perf is unavailable). davgate"
+echo "turns off sled's background flusher (flush_every_ms) and flushes each acknowledged write itself, so an"
+echo "idle store makes no fsync."

@@ -35,6 +35,10 @@ pub struct SledStore {
     event_log: Tree,
     admin_tokens: Tree,
     logins: Tree,
+    /// `expires (u64 BE) ++ id` of every password the expiry sweep may
+    /// still have to record (an expiry, not revoked, not recorded), so the
+    /// sweep reads only those instead of every record.
+    expiring: Tree,
     writes: AtomicU64,
 }
 
@@ -57,6 +61,34 @@ fn user_key(user: &str, suffix: &[u8]) -> Vec<u8> {
     k.extend_from_slice(suffix);
     k
 }
+
+/// The `expiring` key of a stored password, if the sweep may need it.
+fn expiring_key(p: &AppPassword) -> Option<Vec<u8>> {
+    let expires = p.expires.filter(|_| p.revoked.is_none() && !p.expiry_recorded)?;
+    Some([&expires.to_be_bytes()[..], p.id.as_bytes()].concat())
+}
+
+/// Keeps `expiring` in step when a password record goes from `old` to
+/// `new` (either may be absent).
+fn reindex_expiry(
+    expiring: &sled::transaction::TransactionalTree,
+    old: Option<&AppPassword>,
+    new: Option<&AppPassword>,
+) -> sled::transaction::ConflictableTransactionResult<(), StoreError> {
+    let (old, new) = (old.and_then(expiring_key), new.and_then(expiring_key));
+    if old != new {
+        if let Some(k) = old {
+            expiring.remove(k)?;
+        }
+        if let Some(k) = new {
+            expiring.insert(k, &[] as &[u8])?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks, in the default tree, that `expiring` has been built.
+const EXPIRING_BUILT: &[u8] = b"index:expiring";
 
 fn user_prefix(user: &str) -> Vec<u8> {
     user_key(user, &[])
@@ -112,11 +144,30 @@ impl SledStore {
             event_log: tree("event_log")?,
             admin_tokens: tree("admin_tokens")?,
             logins: tree("logins")?,
+            expiring: tree("expiring")?,
             db,
             writes: AtomicU64::new(0),
         };
         store.index_event_log()?;
+        store.index_expiring()?;
         Ok(store)
+    }
+
+    /// Stores written before `expiring` existed get it built once.
+    fn index_expiring(&self) -> StoreResult<()> {
+        if self.db.contains_key(EXPIRING_BUILT).map_err(io)? {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for value in self.passwords.iter().values() {
+            if let Some(key) = expiring_key(&decode(&value.map_err(io)?)?) {
+                batch.insert(key, &[] as &[u8]);
+            }
+        }
+        self.expiring.apply_batch(batch).map_err(io)?;
+        self.db.insert(EXPIRING_BUILT, &[] as &[u8]).map_err(io)?;
+        self.db.flush().map_err(io)?;
+        Ok(())
     }
 
     /// Stores written before `event_log` existed get it built once.
@@ -232,12 +283,22 @@ impl Store for SledStore {
             .collect::<StoreResult<_>>()?;
         let event_keys: Vec<sled::IVec> =
             self.events.scan_prefix(&prefix).keys().collect::<Result<_, _>>().map_err(io)?;
-        let trees =
-            (&self.users, &self.passwords, &self.by_user, &self.activity, &self.events, &self.event_log, &self.logins);
+        let trees = (
+            &self.users,
+            &self.passwords,
+            &self.by_user,
+            &self.activity,
+            &self.events,
+            &self.event_log,
+            &self.logins,
+            &self.expiring,
+        );
         let existed = trees
-            .transaction(|(users, passwords, by_user, activity, events, event_log, logins)| {
+            .transaction(|(users, passwords, by_user, activity, events, event_log, logins, expiring)| {
                 for id in &ids {
-                    passwords.remove(id)?;
+                    if let Some(old) = passwords.remove(id)? {
+                        reindex_expiry(expiring, decode(&old).ok().as_ref(), None)?;
+                    }
                     activity.remove(id)?;
                     by_user.remove(user_key(name, id))?;
                 }
@@ -255,12 +316,13 @@ impl Store for SledStore {
 
     async fn insert_password(&self, password: &AppPassword, events: &[Event]) -> StoreResult<()> {
         let (value, keyed) = (encode(password), self.keyed(events)?);
-        (&self.passwords, &self.by_user, &self.events, &self.event_log)
-            .transaction(|(passwords, by_user, events, event_log)| {
+        (&self.passwords, &self.by_user, &self.events, &self.event_log, &self.expiring)
+            .transaction(|(passwords, by_user, events, event_log, expiring)| {
                 if passwords.get(password.id.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(StoreError::Conflict));
                 }
                 passwords.insert(password.id.as_bytes(), value.as_slice())?;
+                reindex_expiry(expiring, None, Some(password))?;
                 by_user.insert(user_key(&password.user, password.id.as_bytes()), &[] as &[u8])?;
                 put_events(events, event_log, &keyed)
             })
@@ -271,14 +333,16 @@ impl Store for SledStore {
     async fn update_passwords(&self, list: &[AppPassword], events: &[Event]) -> StoreResult<()> {
         let encoded: Vec<(&str, Vec<u8>)> = list.iter().map(|p| (p.id.as_str(), encode(p))).collect();
         let keyed = self.keyed(events)?;
-        (&self.passwords, &self.events, &self.event_log)
-            .transaction(|(passwords, events, event_log)| {
+        (&self.passwords, &self.events, &self.event_log, &self.expiring)
+            .transaction(|(passwords, events, event_log, expiring)| {
                 // Only records that exist (an update never creates one),
                 // and never undoing a revocation.
                 for ((id, value), p) in encoded.iter().zip(list) {
                     let Some(stored) = passwords.get(id.as_bytes())? else { continue };
-                    if p.revoked.is_some() || decode::<AppPassword>(&stored).is_ok_and(|s| s.revoked.is_none()) {
+                    let stored = decode::<AppPassword>(&stored).ok();
+                    if p.revoked.is_some() || stored.as_ref().is_some_and(|s| s.revoked.is_none()) {
                         passwords.insert(id.as_bytes(), value.as_slice())?;
+                        reindex_expiry(expiring, stored.as_ref(), Some(p))?;
                     }
                 }
                 put_events(events, event_log, &keyed)
@@ -310,8 +374,11 @@ impl Store for SledStore {
 
     async fn list_newly_expired(&self, now: u64) -> StoreResult<Vec<AppPassword>> {
         let mut out = Vec::new();
-        for value in self.passwords.iter().values() {
-            let p: AppPassword = decode(&value.map_err(io)?)?;
+        let due = self.expiring.range(..now.saturating_add(1).to_be_bytes().to_vec());
+        for key in due.keys() {
+            let key = key.map_err(io)?;
+            let Some(value) = self.passwords.get(&key[8..]).map_err(io)? else { continue };
+            let p: AppPassword = decode(&value)?;
             if p.revoked.is_none() && p.is_expired(now) && !p.expiry_recorded {
                 out.push(p);
             }
@@ -366,21 +433,18 @@ impl Store for SledStore {
 
     async fn record_expiry(&self, password: &AppPassword, event: &Event) -> StoreResult<()> {
         let (record, keyed) = (encode(password), self.keyed(std::slice::from_ref(event))?);
-        (&self.passwords, &self.events, &self.event_log)
-            .transaction(|(passwords, events, event_log)| {
+        (&self.passwords, &self.events, &self.event_log, &self.expiring)
+            .transaction(|(passwords, events, event_log, expiring)| {
                 // A password removed meanwhile stays removed; an expiry
                 // recorded meanwhile is not recorded twice.
                 // A revocation made meanwhile is kept.
-                match passwords.get(password.id.as_bytes())? {
-                    None => return Ok(()),
-                    Some(stored)
-                        if decode::<AppPassword>(&stored).is_ok_and(|p| p.expiry_recorded || p.revoked.is_some()) =>
-                    {
-                        return Ok(());
-                    }
-                    Some(_) => {}
+                let Some(stored) = passwords.get(password.id.as_bytes())? else { return Ok(()) };
+                let stored = decode::<AppPassword>(&stored).ok();
+                if stored.as_ref().is_some_and(|p| p.expiry_recorded || p.revoked.is_some()) {
+                    return Ok(());
                 }
                 passwords.insert(password.id.as_bytes(), record.as_slice())?;
+                reindex_expiry(expiring, stored.as_ref(), Some(password))?;
                 put_events(events, event_log, &keyed)
             })
             .map_err(from_tx)?;
@@ -492,5 +556,66 @@ mod tests {
         let left: Vec<String> = store.list_events(&everyone(10)).await.unwrap().into_iter().map(|e| e.user).collect();
         assert_eq!(left, ["bob"], "a removed user's history leaves the global listing too");
         assert_eq!(store.event_log.len(), 1);
+    }
+
+    fn password(id: &str, expires: Option<u64>) -> AppPassword {
+        AppPassword {
+            id: id.into(),
+            user: "alice".into(),
+            name: id.into(),
+            hash: crate::secret::Secret::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
+            scope: Default::default(),
+            created: 1,
+            expires,
+            revoked: None,
+            expiry_recorded: false,
+        }
+    }
+
+    fn indexed(store: &SledStore) -> Vec<String> {
+        let keys = store.expiring.iter().keys().map(|k| k.unwrap());
+        keys.map(|k| format!("{}:{}", u64::from_be_bytes(k[..8].try_into().unwrap()), String::from_utf8_lossy(&k[8..])))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_expiry_index_holds_only_what_the_sweep_may_record_and_is_built_for_old_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let alice =
+            User { name: "alice".into(), state: super::super::model::UserState::Active, app_access: true, created: 0 };
+        {
+            let store = SledStore::open(&path, 8).unwrap();
+            store.insert_user(&alice, &[]).await.unwrap();
+            for p in [password("never", None), password("soon1", Some(50)), password("later", Some(900))] {
+                store.insert_password(&p, &[]).await.unwrap();
+            }
+            assert_eq!(indexed(&store), ["50:soon1", "900:later"], "no entry without an expiry");
+            // A store written before the index existed.
+            store.expiring.clear().unwrap();
+            store.db.remove(EXPIRING_BUILT).unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = SledStore::open(&path, 8).unwrap();
+        assert_eq!(indexed(&store), ["50:soon1", "900:later"], "built at open");
+        let due: Vec<String> = store.list_newly_expired(100).await.unwrap().into_iter().map(|p| p.id).collect();
+        assert_eq!(due, ["soon1"]);
+
+        // Recorded, revoked, re-dated or removed: the index follows.
+        let recorded = AppPassword { expiry_recorded: true, ..password("soon1", Some(50)) };
+        store.record_expiry(&recorded, &event("alice", 50)).await.unwrap();
+        let redated = password("later", Some(700));
+        store.update_passwords(&[redated.clone()], &[]).await.unwrap();
+        assert_eq!(indexed(&store), ["700:later"]);
+        let revoked = AppPassword {
+            revoked: Some(super::super::model::Revocation { at: 2, by: "t".into(), reason: None }),
+            ..redated
+        };
+        store.update_passwords(&[revoked], &[]).await.unwrap();
+        assert_eq!(indexed(&store), Vec::<String>::new());
+        store.insert_password(&password("third", Some(60)), &[]).await.unwrap();
+        assert!(store.remove_user("alice").await.unwrap());
+        assert_eq!(indexed(&store), Vec::<String>::new(), "removed with its user");
+        assert!(store.list_newly_expired(u64::MAX).await.unwrap().is_empty());
     }
 }
