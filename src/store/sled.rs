@@ -605,7 +605,7 @@ mod tests {
         let recorded = AppPassword { expiry_recorded: true, ..password("soon1", Some(50)) };
         store.record_expiry(&recorded, &event("alice", 50)).await.unwrap();
         let redated = password("later", Some(700));
-        store.update_passwords(&[redated.clone()], &[]).await.unwrap();
+        store.update_passwords(std::slice::from_ref(&redated), &[]).await.unwrap();
         assert_eq!(indexed(&store), ["700:later"]);
         let revoked = AppPassword {
             revoked: Some(super::super::model::Revocation { at: 2, by: "t".into(), reason: None }),
