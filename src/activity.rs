@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex};
 /// User-Agents longer than this are cut: the value is for people to read.
 const MAX_USER_AGENT: usize = 200;
 
+/// Records written per store transaction when flushing.
+const FLUSH_CHUNK: usize = 512;
+
 #[derive(Default)]
 pub struct ActivityRecorder {
     /// Records not yet flushed.
@@ -65,32 +68,30 @@ impl ActivityRecorder {
     /// Writes everything pending in one store batch. On failure the records
     /// go back so the next flush retries them.
     pub async fn flush(&self, store: &dyn Store) -> StoreResult<usize> {
-        let batch: Vec<(AppPasswordId, Activity)> = {
+        let mut batch: Vec<(AppPasswordId, Activity)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending.drain().collect()
         };
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        let events = match new_clients(store, &batch).await {
-            Ok(events) => events,
-            Err(e) => {
+        let mut written = 0;
+        // In chunks: one store transaction over thousands of records took
+        // sled's memory up by ~150 MiB for 10k first-time records.
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(FLUSH_CHUNK));
+            if let Err(e) = self.write_chunk(store, &batch).await {
+                batch.extend(rest);
                 self.put_back(batch);
                 return Err(e);
             }
-        };
-        match store.record_activity(&batch, &events).await {
-            Ok(()) => {
-                let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-                let n = batch.len();
-                latest.extend(batch);
-                Ok(n)
-            }
-            Err(e) => {
-                self.put_back(batch);
-                Err(e)
-            }
+            written += batch.len();
+            self.latest.lock().unwrap_or_else(|e| e.into_inner()).extend(batch);
+            batch = rest;
         }
+        Ok(written)
+    }
+
+    async fn write_chunk(&self, store: &dyn Store, chunk: &[(AppPasswordId, Activity)]) -> StoreResult<()> {
+        let events = new_clients(store, chunk).await?;
+        store.record_activity(chunk, &events).await
     }
 
     /// Returns an unwritten batch, so the next flush retries it; newer
@@ -195,6 +196,43 @@ mod tests {
         let old = Activity { at: 1, ip, user_agent: None };
         assert_eq!(r.merge("abcde", Some(old.clone())).unwrap().user_agent.as_deref(), Some("DAVx5/4.4"));
         assert_eq!(r.merge("zzzzz", Some(old.clone())), Some(old));
+    }
+
+    #[tokio::test]
+    async fn a_large_flush_is_written_in_chunks_and_nothing_is_lost() {
+        use crate::store::model::{AppPassword, User, UserState};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sled::SledStore::open(&dir.path().join("s"), 8).unwrap();
+        let user = User { name: "alice".into(), state: UserState::Active, app_access: true, created: 0 };
+        store.insert_user(&user, &[]).await.unwrap();
+        let n = 2 * FLUSH_CHUNK + 7;
+        let ids: Vec<AppPasswordId> = (0..n).map(|i| format!("p{i:04}")).collect();
+        for id in &ids {
+            let p = AppPassword {
+                id: id.clone(),
+                user: "alice".into(),
+                name: id.clone(),
+                hash: crate::secret::Secret::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
+                scope: Default::default(),
+                created: 0,
+                expires: None,
+                revoked: None,
+                expiry_recorded: false,
+            };
+            store.insert_password(&p, &[]).await.unwrap();
+        }
+        let r = ActivityRecorder::new();
+        for id in &ids {
+            r.record(id, "192.0.2.1".parse().unwrap(), Some("DAVx5/4.4"));
+        }
+        let before = store.write_count();
+        assert_eq!(r.flush(&store).await.unwrap(), n);
+        assert_eq!(store.write_count() - before, 3, "three chunks, one write each");
+        let stored = store.get_activity(&ids).await.unwrap();
+        assert!(stored.iter().all(|a| a.as_ref().is_some_and(|a| a.user_agent.as_deref() == Some("DAVx5/4.4"))));
+        let events = store.list_events(&crate::store::EventQuery { limit: 10_000, ..Default::default() }).await;
+        assert_eq!(events.unwrap().len(), n, "one new-client event per password");
+        assert_eq!(r.flush(&store).await.unwrap(), 0, "nothing left pending");
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!
 //! The request path, in the order a request meets it:
 //!
-//! - [`server`]: TCP/TLS listener, HTTP/1.1 + HTTP/2, timeouts, connection
-//!   limit, graceful shutdown.
+//! - [`server`]: TCP/TLS listener, HTTP/1.1 + HTTP/2, one single-threaded
+//!   event loop per worker thread (each with its own gateway), timeouts,
+//!   connection limit, graceful shutdown.
 //! - [`gateway::credentials`]: the Basic header (RFC 7617).
 //! - [`gateway::verify`]: verify cache (keyed hash → grant), then one store
 //!   read and one argon2id verification on a bounded pool.
@@ -69,7 +70,8 @@ pub struct App {
     pub accounts: Arc<Accounts>,
     pub verifier: Arc<Verifier>,
     pub metrics: Arc<Metrics>,
-    /// The gateway and TLS acceptor the listener uses, swapped on reload.
+    /// The gateways (one per worker thread) and TLS acceptor the listener
+    /// uses, swapped on reload.
     pub live: Arc<server::Live>,
     /// Sessions, login flows and the sign-in throttle of the page.
     pub web: Arc<web::WebState>,

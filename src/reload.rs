@@ -61,7 +61,7 @@ mod tests {
     #[test]
     fn per_request_keys_apply_and_startup_keys_are_kept_and_named() {
         let old = parse("realm = \"old\"");
-        let mut new = parse("realm = \"new\"\nmax_connections = 5");
+        let mut new = parse("realm = \"new\"\nmax_connections = 5\nworkers = 3");
         new.server.listen = "127.0.0.1:9090".parse().unwrap();
         new.upstream.url = "http://127.0.0.1:6000".parse().unwrap();
         let (effective, restart) = effective(&old, new);
@@ -69,7 +69,8 @@ mod tests {
         assert_eq!(effective.upstream.url, "http://127.0.0.1:6000");
         assert_eq!(effective.server.listen, old.server.listen);
         assert_eq!(effective.server.max_connections, old.server.max_connections);
-        assert_eq!(restart, ["server.listen", "server.max_connections"]);
+        assert_eq!(effective.server.workers, None);
+        assert_eq!(restart, ["server.listen", "server.max_connections", "server.workers"]);
     }
 
     #[test]

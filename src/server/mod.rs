@@ -48,39 +48,66 @@ pub struct Live {
 /// loop and accepts on the shared socket, so a request is parsed,
 /// authenticated and proxied without waking another thread (cross-thread
 /// wake-ups were the largest cost on the cached path; see BENCHMARKS.md).
+///
+/// A worker that fails (or panics) is logged at once and stops the others,
+/// and `serve` returns its error: a half-working server is not left running.
 pub async fn serve(
     listener: TcpListener,
     live: Arc<Live>,
     config: ServerConfig,
     metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let listener = listener.into_std()?;
     let slots = Arc::new(Semaphore::new(config.max_connections));
-    let mut finished = Vec::new();
+    // Workers stop on this: the caller's shutdown or a failed worker.
+    let (stop, stopping) = watch::channel(false);
+    let (finished, mut results) = tokio::sync::mpsc::unbounded_channel();
+    let mut first_error = None;
+    let mut running = 0;
     for index in 0..live.gateways.len() {
-        let worker = Worker {
-            index,
-            listener: listener.try_clone()?,
-            live: live.clone(),
-            config: config.clone(),
-            metrics: metrics.clone(),
-            slots: slots.clone(),
-            shutdown: shutdown.clone(),
-        };
-        let (done, finished_rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new().name(format!("davgate-w{index}")).spawn(move || {
-            let _ = done.send(worker.run());
-        })?;
-        finished.push(finished_rx);
+        let started = listener.try_clone().and_then(|listener| {
+            let worker = Worker {
+                index,
+                listener,
+                live: live.clone(),
+                config: config.clone(),
+                metrics: metrics.clone(),
+                slots: slots.clone(),
+                shutdown: stopping.clone(),
+            };
+            let finished = finished.clone();
+            std::thread::Builder::new().name(format!("davgate-w{index}")).spawn(move || {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()));
+                let _ = finished.send((index, ran.unwrap_or_else(|_| Err(anyhow::anyhow!("the thread panicked")))));
+            })
+        });
+        match started {
+            Ok(_) => running += 1,
+            Err(e) => {
+                first_error = Some(anyhow::anyhow!("cannot start worker {index}: {e}"));
+                let _ = stop.send(true);
+                break;
+            }
+        }
     }
     drop(listener);
-    let mut result = Ok(());
-    for worker in finished {
-        let outcome = worker.await.unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")));
-        result = result.and(outcome);
+    while running > 0 {
+        tokio::select! {
+            _ = shutdown.changed(), if !*stop.borrow() => {
+                let _ = stop.send(true);
+            }
+            Some((index, result)) = results.recv() => {
+                running -= 1;
+                if let Err(e) = result {
+                    tracing::error!(worker = index, error = %e, "a worker failed; stopping the others");
+                    let _ = stop.send(true);
+                    first_error.get_or_insert(e.context(format!("worker {index}")));
+                }
+            }
+        }
     }
-    result
+    first_error.map_or(Ok(()), Err)
 }
 
 /// One serving thread and what it shares with the others.

@@ -159,9 +159,19 @@ impl SledStore {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
-        for value in self.passwords.iter().values() {
-            if let Some(key) = expiring_key(&decode(&value.map_err(io)?)?) {
-                batch.insert(key, &[] as &[u8]);
+        for entry in self.passwords.iter() {
+            let (id, value) = entry.map_err(io)?;
+            match decode::<AppPassword>(&value) {
+                Ok(p) => {
+                    if let Some(key) = expiring_key(&p) {
+                        batch.insert(key, &[] as &[u8]);
+                    }
+                }
+                // One damaged record must not keep the store shut; reading
+                // it fails later where it is used, naming the problem.
+                Err(_) => {
+                    tracing::warn!(id = %String::from_utf8_lossy(&id), "expiry index: skipped an unreadable password record")
+                }
             }
         }
         self.expiring.apply_batch(batch).map_err(io)?;
@@ -373,13 +383,15 @@ impl Store for SledStore {
     }
 
     async fn list_newly_expired(&self, now: u64) -> StoreResult<Vec<AppPassword>> {
-        let mut out = Vec::new();
+        let (mut out, mut seen) = (Vec::new(), std::collections::HashSet::new());
         let due = self.expiring.range(..now.saturating_add(1).to_be_bytes().to_vec());
         for key in due.keys() {
             let key = key.map_err(io)?;
             let Some(value) = self.passwords.get(&key[8..]).map_err(io)? else { continue };
             let p: AppPassword = decode(&value)?;
-            if p.revoked.is_none() && p.is_expired(now) && !p.expiry_recorded {
+            // A stale entry (its record was unreadable when it changed) may
+            // name the same password twice.
+            if p.revoked.is_none() && p.is_expired(now) && !p.expiry_recorded && seen.insert(p.id.clone()) {
                 out.push(p);
             }
         }
@@ -591,13 +603,15 @@ mod tests {
                 store.insert_password(&p, &[]).await.unwrap();
             }
             assert_eq!(indexed(&store), ["50:soon1", "900:later"], "no entry without an expiry");
-            // A store written before the index existed.
+            // A store written before the index existed, with a damaged record.
+            store.passwords.insert("dmged", &b"not a record"[..]).unwrap();
             store.expiring.clear().unwrap();
             store.db.remove(EXPIRING_BUILT).unwrap();
             store.db.flush().unwrap();
         }
         let store = SledStore::open(&path, 8).unwrap();
-        assert_eq!(indexed(&store), ["50:soon1", "900:later"], "built at open");
+        assert_eq!(indexed(&store), ["50:soon1", "900:later"], "built at open, the damaged record skipped");
+        store.passwords.remove("dmged").unwrap();
         let due: Vec<String> = store.list_newly_expired(100).await.unwrap().into_iter().map(|p| p.id).collect();
         assert_eq!(due, ["soon1"]);
 
