@@ -65,8 +65,9 @@ impl ActivityRecorder {
         }
     }
 
-    /// Writes everything pending in one store batch. On failure the records
-    /// go back so the next flush retries them.
+    /// Writes everything pending, in transactions of at most `FLUSH_CHUNK`
+    /// records. On failure the unwritten records go back so the next flush
+    /// retries them.
     pub async fn flush(&self, store: &dyn Store) -> StoreResult<usize> {
         let mut batch: Vec<(AppPasswordId, Activity)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -208,17 +209,7 @@ mod tests {
         let n = 2 * FLUSH_CHUNK + 7;
         let ids: Vec<AppPasswordId> = (0..n).map(|i| format!("p{i:04}")).collect();
         for id in &ids {
-            let p = AppPassword {
-                id: id.clone(),
-                user: "alice".into(),
-                name: id.clone(),
-                hash: crate::secret::Secret::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
-                scope: Default::default(),
-                created: 0,
-                expires: None,
-                revoked: None,
-                expiry_recorded: false,
-            };
+            let p = AppPassword::for_test(id, None);
             store.insert_password(&p, &[]).await.unwrap();
         }
         let r = ActivityRecorder::new();

@@ -59,6 +59,24 @@ pub struct AppPassword {
     pub expiry_recorded: bool,
 }
 
+#[cfg(test)]
+impl AppPassword {
+    /// A plain record of alice's for unit tests (a cheap, valid hash).
+    pub(crate) fn for_test(id: &str, expires: Option<u64>) -> Self {
+        Self {
+            id: id.into(),
+            user: "alice".into(),
+            name: id.into(),
+            hash: crate::secret::Secret::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
+            scope: Default::default(),
+            created: 1,
+            expires,
+            revoked: None,
+            expiry_recorded: false,
+        }
+    }
+}
+
 impl AppPassword {
     pub fn is_expired(&self, now: u64) -> bool {
         self.expires.is_some_and(|e| e <= now)

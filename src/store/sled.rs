@@ -570,20 +570,6 @@ mod tests {
         assert_eq!(store.event_log.len(), 1);
     }
 
-    fn password(id: &str, expires: Option<u64>) -> AppPassword {
-        AppPassword {
-            id: id.into(),
-            user: "alice".into(),
-            name: id.into(),
-            hash: crate::secret::Secret::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
-            scope: Default::default(),
-            created: 1,
-            expires,
-            revoked: None,
-            expiry_recorded: false,
-        }
-    }
-
     fn indexed(store: &SledStore) -> Vec<String> {
         let keys = store.expiring.iter().keys().map(|k| k.unwrap());
         keys.map(|k| format!("{}:{}", u64::from_be_bytes(k[..8].try_into().unwrap()), String::from_utf8_lossy(&k[8..])))
@@ -599,7 +585,11 @@ mod tests {
         {
             let store = SledStore::open(&path, 8).unwrap();
             store.insert_user(&alice, &[]).await.unwrap();
-            for p in [password("never", None), password("soon1", Some(50)), password("later", Some(900))] {
+            for p in [
+                AppPassword::for_test("never", None),
+                AppPassword::for_test("soon1", Some(50)),
+                AppPassword::for_test("later", Some(900)),
+            ] {
                 store.insert_password(&p, &[]).await.unwrap();
             }
             assert_eq!(indexed(&store), ["50:soon1", "900:later"], "no entry without an expiry");
@@ -616,9 +606,9 @@ mod tests {
         assert_eq!(due, ["soon1"]);
 
         // Recorded, revoked, re-dated or removed: the index follows.
-        let recorded = AppPassword { expiry_recorded: true, ..password("soon1", Some(50)) };
+        let recorded = AppPassword { expiry_recorded: true, ..AppPassword::for_test("soon1", Some(50)) };
         store.record_expiry(&recorded, &event("alice", 50)).await.unwrap();
-        let redated = password("later", Some(700));
+        let redated = AppPassword::for_test("later", Some(700));
         store.update_passwords(std::slice::from_ref(&redated), &[]).await.unwrap();
         assert_eq!(indexed(&store), ["700:later"]);
         let revoked = AppPassword {
@@ -627,7 +617,7 @@ mod tests {
         };
         store.update_passwords(&[revoked], &[]).await.unwrap();
         assert_eq!(indexed(&store), Vec::<String>::new());
-        store.insert_password(&password("third", Some(60)), &[]).await.unwrap();
+        store.insert_password(&AppPassword::for_test("third", Some(60)), &[]).await.unwrap();
         assert!(store.remove_user("alice").await.unwrap());
         assert_eq!(indexed(&store), Vec::<String>::new(), "removed with its user");
         assert!(store.list_newly_expired(u64::MAX).await.unwrap().is_empty());
