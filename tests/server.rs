@@ -8,6 +8,8 @@ use common::gate::Extra;
 use common::{Gate, Http, Recorder, all};
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -57,6 +59,43 @@ async fn upstream_connections_are_pooled() {
     }
     let opened = backend.connections.load(std::sync::atomic::Ordering::SeqCst);
     assert!(opened <= 2, "50 sequential requests opened {opened} upstream connections");
+}
+
+/// A keep-alive backend that closes each connection shortly after its
+/// answer (its own idle timeout, shorter than ours): the closed connection
+/// is noticed in the pool and never used, so no request fails.
+async fn backend_closing_idle_connections(accepted: Arc<AtomicUsize>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else { continue };
+            accepted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pooled_connection_the_backend_closed_is_not_reused() {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let upstream = backend_closing_idle_connections(accepted.clone()).await;
+    let gate = Gate::start(&upstream).await;
+    let pw = gate.password("alice", all()).await;
+    let http = Http::h1();
+    for _ in 0..10 {
+        let r = http.get(&gate.url("/alice/"), "alice", &pw).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), "ok");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 10, "each request needed a new backend connection");
 }
 
 /// Names of the threads of process `pid`.

@@ -71,18 +71,29 @@ fn is_proxy_header(name: &str) -> bool {
 
 /// Removes hop-by-hop headers, including any named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    remove_where(headers, is_hop_by_hop);
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
+/// Removes every header whose (lowercase) name `doomed` picks, and, when
+/// `Connection` is among them, the headers it names. One pass over the
+/// names the request has, instead of a lookup for each name we know.
+fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
+    let mut names: Vec<HeaderName> = headers.keys().filter(|n| doomed(n.as_str())).cloned().collect();
+    if names.contains(&header::CONNECTION) {
+        let listed = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok());
+        names.extend(listed);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in names {
+        headers.remove(name);
     }
 }
 
@@ -135,29 +146,31 @@ fn strip_own_cookies(headers: &mut HeaderMap) {
     }
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// Rewrites request headers for the backend.
 pub fn prepare_request(headers: &mut HeaderMap, f: &Forwarding<'_>) -> Result<(), http::header::InvalidHeaderValue> {
-    strip_hop_by_hop(headers);
-    headers.remove(header::AUTHORIZATION);
+    // Gone: hop-by-hop headers, our credentials, `Expect` (we answer
+    // `100-continue` ourselves when the body is first read, so the backend
+    // gets the body straight away), every identity and proxy header a
+    // client could forge, and `Host`, which is set again below.
+    remove_where(headers, |name| {
+        is_hop_by_hop(name)
+            || name == "authorization"
+            || name == "expect"
+            || name == "host"
+            || is_identity_spelling(name, f.identity_header)
+            || is_proxy_header(name)
+    });
     strip_own_cookies(headers);
-    // We answer `Expect: 100-continue` ourselves (hyper sends `100` when the
-    // body is first read); the backend gets the body straight away.
-    headers.remove(header::EXPECT);
-    let forged: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_identity_spelling(n.as_str(), f.identity_header) || is_proxy_header(n.as_str()))
-        .cloned()
-        .collect();
-    for name in forged {
-        headers.remove(name);
-    }
     // Raw UTF-8 bytes: RFC 9110 allows obs-text, and user names may be non-ASCII.
     headers.insert(f.identity_header.clone(), HeaderValue::from_bytes(f.user.as_bytes())?);
-    headers.insert("x-forwarded-for", HeaderValue::from_str(&f.client_ip.to_string())?);
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(f.proto));
-    headers.remove(header::HOST);
+    headers.insert(X_FORWARDED_FOR, HeaderValue::from_str(&f.client_ip.to_string())?);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(f.proto));
     if let Some(host) = &f.host {
-        headers.insert("x-forwarded-host", host.clone());
+        headers.insert(X_FORWARDED_HOST, host.clone());
         if f.preserve_host {
             headers.insert(header::HOST, host.clone());
         }

@@ -25,18 +25,21 @@ impl<T> IdleTimeout<T> {
     }
 
     /// `Ready(Err)` once the connection has been quiet for the whole timeout.
+    ///
+    /// The timer is moved only when it fires early (there was activity since
+    /// it was set), not on every read: resetting a tokio timer on each
+    /// request was a measurable cost on the keep-alive path.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         loop {
-            let deadline = self.last_activity + self.timeout;
-            if self.timer.deadline() != deadline {
-                self.timer.as_mut().reset(deadline);
-            }
             match self.timer.as_mut().poll(cx) {
-                Poll::Ready(()) if Instant::now() >= self.last_activity + self.timeout => {
-                    return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle"));
-                }
-                Poll::Ready(()) => continue,
                 Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
+                    let deadline = self.last_activity + self.timeout;
+                    if Instant::now() >= deadline {
+                        return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle"));
+                    }
+                    self.timer.as_mut().reset(deadline);
+                }
             }
         }
     }
