@@ -80,6 +80,32 @@ async fn one_argon2_verification_per_cold_request_with_25_passwords_and_none_whe
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn concurrent_first_requests_with_one_new_password_share_one_verification() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start(&backend.url()).await;
+    let pw = gate.password("alice", all()).await;
+    let url = gate.url("/alice/");
+    let before = gate.verifications();
+    // Eight connections at once, as a sync client opening its pool.
+    let requests = (0..8).map(|_| {
+        let (url, pw) = (url.clone(), pw.clone());
+        tokio::spawn(async move { Http::h1().get(&url, "alice", &pw).await.status })
+    });
+    for status in futures_util::future::join_all(requests).await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    assert_eq!(gate.verifications() - before, 1, "one argon2 verification for all eight");
+    let wrong = format!("{}-22222-22222-22222-22222", &pw[..5]);
+    let requests = (0..4).map(|_| {
+        let (url, wrong) = (url.clone(), wrong.clone());
+        tokio::spawn(async move { Http::h1().get(&url, "alice", &wrong).await.status })
+    });
+    for status in futures_util::future::join_all(requests).await {
+        assert_eq!(status.unwrap(), 401, "a shared refusal refuses every request");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn cached_credentials_do_not_read_the_store() {
     let backend = Recorder::start().await;
     let gate = Gate::start(&backend.url()).await;

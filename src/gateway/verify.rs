@@ -20,6 +20,7 @@ use crate::secret::Secret;
 use crate::store::Store;
 use crate::store::model::{AppPassword, UserState, unix_now};
 use moka::Expiry;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -266,9 +267,55 @@ impl HashPool {
     }
 }
 
+type Outcome = Result<Arc<Grant>, VerifyError>;
+type SharedCheck = Arc<tokio::sync::OnceCell<Outcome>>;
+
+/// Cold checks in progress, by cache key. A client that opens several
+/// connections at once with a new password (DAVx5, iOS, rclone) costs one
+/// argon2 verification, not one per connection. A check is only joined
+/// within one invalidation epoch, so a request arriving after a revocation
+/// never shares a result computed before it.
+#[derive(Default)]
+struct InFlight {
+    checks: std::sync::Mutex<HashMap<CacheKey, (u64, SharedCheck)>>,
+}
+
+impl InFlight {
+    fn join(&self, key: CacheKey, epoch: u64) -> Joined<'_> {
+        let mut checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
+        let check = match checks.get(&key) {
+            Some((started_in, check)) if *started_in == epoch => check.clone(),
+            _ => {
+                let check = SharedCheck::default();
+                checks.insert(key, (epoch, check.clone()));
+                check
+            }
+        };
+        Joined { in_flight: self, key, check }
+    }
+}
+
+/// One request's part in a shared check; the check is forgotten once a
+/// request that took part is done with it (later ones hit the cache).
+struct Joined<'a> {
+    in_flight: &'a InFlight,
+    key: CacheKey,
+    check: SharedCheck,
+}
+
+impl Drop for Joined<'_> {
+    fn drop(&mut self) {
+        let mut checks = self.in_flight.checks.lock().unwrap_or_else(|e| e.into_inner());
+        if checks.get(&self.key).is_some_and(|(_, check)| Arc::ptr_eq(check, &self.check)) {
+            checks.remove(&self.key);
+        }
+    }
+}
+
 pub struct Verifier {
     store: Arc<dyn Store>,
     cache: Arc<VerifyCache>,
+    in_flight: InFlight,
     pool: HashPool,
     throttle: Throttle,
     /// Verified against when there is no real hash to check (unknown id,
@@ -288,7 +335,7 @@ impl Verifier {
         metrics: Arc<Metrics>,
     ) -> Self {
         let decoy = password::hash(&password::generate(), params);
-        Self { store, cache, pool, throttle, decoy, metrics }
+        Self { store, cache, in_flight: InFlight::default(), pool, throttle, decoy, metrics }
     }
 
     pub fn throttle(&self) -> &Throttle {
@@ -302,7 +349,8 @@ impl Verifier {
     /// Checks a Basic credential from `ip`. A cache hit returns at once; a
     /// cold attempt passes the throttle, then costs exactly one argon2
     /// verification (of the real hash, or of the decoy on any other refusal
-    /// of a well-formed password).
+    /// of a well-formed password), shared by concurrent attempts with the
+    /// same credential.
     pub async fn verify(&self, user: &str, presented: &str, ip: IpAddr) -> Result<Arc<Grant>, VerifyError> {
         let key = self.cache.key_for(user, presented);
         match self.cache.get(&key).await {
@@ -326,11 +374,24 @@ impl Verifier {
             Verdict::Proceed(_) => {}
         }
         let epoch = self.cache.epoch.load(Ordering::SeqCst);
-        let result = self.verify_cold(user, presented).await;
-        match &result {
-            Ok(grant) => self.cache.insert_unless_invalidated(key, grant.clone(), epoch).await,
-            Err(e) if e.is_failed_attempt() => self.throttle.record_failure(ip, user),
-            Err(_) => {}
+        let joined = self.in_flight.join(key, epoch);
+        let result = joined
+            .check
+            .get_or_init(|| async {
+                let result = self.verify_cold(user, presented).await;
+                if let Ok(grant) = &result {
+                    self.cache.insert_unless_invalidated(key, grant.clone(), epoch).await;
+                }
+                result
+            })
+            .await
+            .clone();
+        drop(joined);
+        // Every refused request counts, shared check or not.
+        if let Err(e) = &result
+            && e.is_failed_attempt()
+        {
+            self.throttle.record_failure(ip, user);
         }
         result
     }
@@ -402,5 +463,25 @@ impl Verifier {
             Some(u) if u.state == UserState::Active => Err(VerifyError::AppAccessOff),
             _ => Err(VerifyError::UserDisabled),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_is_shared_within_an_epoch_and_forgotten_when_its_requests_are_done() {
+        let in_flight = InFlight::default();
+        let first = in_flight.join([1; 32], 0);
+        let same = in_flight.join([1; 32], 0);
+        assert!(Arc::ptr_eq(&first.check, &same.check));
+        let other_credential = in_flight.join([2; 32], 0);
+        assert!(!Arc::ptr_eq(&first.check, &other_credential.check));
+        // After an invalidation (a revocation), a new request starts afresh.
+        let after_revocation = in_flight.join([1; 32], 1);
+        assert!(!Arc::ptr_eq(&first.check, &after_revocation.check));
+        drop((first, same, other_credential, after_revocation));
+        assert!(in_flight.checks.lock().unwrap().is_empty());
     }
 }
