@@ -98,6 +98,58 @@ async fn a_pooled_connection_the_backend_closed_is_not_reused() {
     assert_eq!(accepted.load(Ordering::SeqCst), 10, "each request needed a new backend connection");
 }
 
+/// A backend that answers the first request on a connection, then reads the
+/// next one and closes without answering; counts the requests it received.
+async fn backend_dropping_the_second_request(received: Arc<AtomicUsize>, accepted: Arc<AtomicUsize>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let received = received.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                let mut answered = false;
+                while let Ok(n @ 1..) = tcp.read(&mut buf).await {
+                    seen.extend_from_slice(&buf[..n]);
+                    let heads = seen.windows(11).filter(|w| w == b" HTTP/1.1\r\n").count();
+                    if heads >= 1 && !answered {
+                        received.fetch_add(1, Ordering::SeqCst);
+                        answered = true;
+                        tcp.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.unwrap();
+                    }
+                    if heads >= 2 {
+                        received.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_the_backend_received_is_never_sent_twice() {
+    let (received, accepted) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let upstream = backend_dropping_the_second_request(received.clone(), accepted.clone()).await;
+    let gate = Gate::start(&upstream).await;
+    let pw = gate.password("alice", all()).await;
+    let http = Http::h1();
+    assert_eq!(http.get(&gate.url("/alice/"), "alice", &pw).await.status, 200);
+    // Sent on the pooled connection, received, and never answered.
+    let put = http::Request::put(gate.url("/alice/x.ics"))
+        .header("authorization", common::client::basic("alice", &pw))
+        .body(http_body_util::Full::new(Bytes::from_static(b"BEGIN:VCALENDAR")))
+        .unwrap();
+    let r = http.send(put).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.text(), "the backend connection failed\n");
+    assert_eq!(received.load(Ordering::SeqCst), 2, "the PUT was not repeated");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "no second connection was opened for it");
+}
+
 /// Names of the threads of process `pid`.
 fn thread_names(pid: u32) -> Vec<String> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();

@@ -161,6 +161,9 @@ path = "./davgate-data"
         assert!(e.contains("upstream.url:"), "{e}");
         let e = problems(&MINIMAL.replace("5232\"", "5232/dav\""));
         assert!(e.contains("upstream.url: must be scheme://host:port"), "{e}");
+        let e = problems(&MINIMAL.replace("http://127.0.0.1", "http://admin:hunter2@127.0.0.1"));
+        assert!(e.contains("upstream.url: must not contain a user name or password"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
         let e = problems(&format!("{MINIMAL}[cache]\nttl = \"0s\"\n"));
         assert!(e.contains("cache.ttl: must be longer than 0s"), "{e}");
         let e = problems(&format!("{MINIMAL}[activity]\nflush_interval = \"soon\"\n"));

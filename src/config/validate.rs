@@ -69,8 +69,13 @@ impl Config {
                 self.upstream.url.to_string()
             )),
         }
-        if self.upstream.url.authority().is_none() {
-            p.push("upstream.url: has no host".into());
+        match self.upstream.url.authority() {
+            None => p.push("upstream.url: has no host".into()),
+            // It would be sent in `Host`; the backend learns the user from the identity header.
+            Some(a) if a.as_str().contains('@') => {
+                p.push("upstream.url: must not contain a user name or password (user@host)".into())
+            }
+            Some(_) => {}
         }
         if self.upstream.url.query().is_some() || !matches!(self.upstream.url.path(), "" | "/") {
             // Destination headers and response hrefs would need rewriting too.

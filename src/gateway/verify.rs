@@ -378,6 +378,10 @@ impl Verifier {
         let result = joined
             .check
             .get_or_init(|| async {
+                // A check that finished just before this one joined has cached its grant.
+                if let Some(Cached::Fresh(grant)) = self.cache.get(&key).await {
+                    return Ok(grant);
+                }
                 let result = self.verify_cold(user, presented).await;
                 if let Ok(grant) = &result {
                     self.cache.insert_unless_invalidated(key, grant.clone(), epoch).await;

@@ -74,8 +74,7 @@ impl Upstream {
         let url = &config.url;
         let scheme = url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP);
         let authority = url.authority().cloned().ok_or_else(|| anyhow::anyhow!("upstream.url: has no host"))?;
-        let host = HeaderValue::from_str(authority.as_str())
-            .map_err(|_| anyhow::anyhow!("upstream.url: the host cannot be sent as a Host header"))?;
+        let host = host_header(&scheme, &authority)?;
         let address = Uri::builder().scheme(scheme).authority(authority).path_and_query("/").build()?;
         Ok(Self {
             connector: https,
@@ -160,6 +159,17 @@ impl Upstream {
     }
 }
 
+/// The upstream's own `Host` (RFC 9110 §7.2): its host, and its port unless
+/// that is the scheme's default.
+fn host_header(scheme: &http::uri::Scheme, authority: &http::uri::Authority) -> anyhow::Result<HeaderValue> {
+    let default_port = if *scheme == http::uri::Scheme::HTTPS { 443 } else { 80 };
+    let host = match authority.port_u16() {
+        Some(port) if port != default_port => format!("{}:{port}", authority.host()),
+        _ => authority.host().to_string(),
+    };
+    HeaderValue::from_str(&host).map_err(|_| anyhow::anyhow!("upstream.url: the host cannot be sent as a Host header"))
+}
+
 /// The request target as the backend gets it: path and query only (RFC 9112
 /// §3.2.1), whatever form the client used. (Asterisk- and authority-form
 /// have no path and were refused by the scope check already.)
@@ -169,5 +179,31 @@ fn origin_form(original: &Uri) -> Result<Uri, GatewayError> {
         Some(_) => Err(GatewayError::BadRequest("the request target cannot be forwarded")),
         // Absolute form with an empty path.
         None => Ok(Uri::from_static("/")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upstream_host_header_leaves_out_a_default_port() {
+        let host = |url: &str| {
+            let uri: Uri = url.parse().unwrap();
+            host_header(uri.scheme().unwrap(), uri.authority().unwrap()).unwrap()
+        };
+        assert_eq!(host("http://dav.example:80"), "dav.example");
+        assert_eq!(host("https://dav.example:443"), "dav.example");
+        assert_eq!(host("https://dav.example:80"), "dav.example:80");
+        assert_eq!(host("http://127.0.0.1:5232"), "127.0.0.1:5232");
+        assert_eq!(host("http://[::1]:5232"), "[::1]:5232");
+    }
+
+    #[test]
+    fn the_backend_gets_origin_form() {
+        let target = |uri: &str| origin_form(&uri.parse().unwrap()).unwrap();
+        assert_eq!(target("http://evil.example/a/b?c=d"), "/a/b?c=d");
+        assert_eq!(target("/a%20b"), "/a%20b");
+        assert_eq!(target("http://evil.example"), "/");
     }
 }

@@ -9,8 +9,8 @@
 //! A connection goes back to the pool only once its response body has been
 //! read to the end and hyper says it can take the next request; one the
 //! backend closed, or whose response was abandoned half-way, is dropped,
-//! which closes it. The pool never holds a connection longer than
-//! `upstream.pool_idle_timeout`.
+//! which closes it. No connection idle for `upstream.pool_idle_timeout` is
+//! used, and a reaper closes it within half that time again.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -85,8 +85,12 @@ impl<B: Send + 'static> Pool<B> {
     fn keep(self: &Arc<Self>, sender: SendRequest<B>) {
         {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() >= self.max_idle {
+            if self.max_idle == 0 {
                 return;
+            }
+            if idle.len() >= self.max_idle {
+                // The oldest is the likeliest to be closed by the backend.
+                idle.pop_front();
             }
             idle.push_back(Idle { sender, since: Instant::now() });
         }
@@ -100,7 +104,7 @@ impl<B: Send + 'static> Pool<B> {
     fn start_reaper(self: &Arc<Self>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let pool: Weak<Self> = Arc::downgrade(self);
-        let period = self.idle_timeout.max(Duration::from_millis(100));
+        let period = (self.idle_timeout / 2).max(Duration::from_millis(50));
         runtime.spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -246,18 +250,52 @@ mod tests {
         }
         tokio::task::yield_now().await;
         assert_eq!(pool.idle_count(), 2, "max_idle caps the pool");
-        tokio::time::sleep(Duration::from_millis(450)).await;
+        tokio::time::sleep(Duration::from_millis(350)).await;
         assert_eq!(pool.idle_count(), 0, "the reaper closed connections idle past the timeout");
     }
 
     #[tokio::test]
-    async fn a_connection_the_backend_closed_is_not_checked_out() {
+    async fn a_connection_the_backend_closed_while_idle_is_not_checked_out() {
         let addr = backend(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
         let pool = Pool::new(8, Duration::from_secs(60));
         let mut sender = connect(addr).await;
-        let body = PooledBody::new(get(&mut sender).await, sender, pool.clone());
-        assert_eq!(body.collect().await.unwrap().to_bytes(), "ok");
+        assert_eq!(get(&mut sender).await.collect().await.unwrap().to_bytes(), "ok");
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // Pooled as if it had been ready when its response ended.
+        pool.keep(sender);
+        assert_eq!(pool.idle_count(), 1);
         assert!(pool.checkout().is_none());
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_keeps_the_newest_connection() {
+        // Each connection answers with its number, so we can tell them apart.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            for number in b'1'.. {
+                let Ok((mut tcp, _)) = listener.accept().await else { return };
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {
+                        let answer = [b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n".as_slice(), &[number]].concat();
+                        if tcp.write_all(&answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let pool = Pool::new(1, Duration::from_secs(60));
+        for _ in 0..2 {
+            let mut sender = connect(addr).await;
+            let body = PooledBody::new(get(&mut sender).await, sender, pool.clone());
+            body.collect().await.unwrap();
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(pool.idle_count(), 1);
+        let mut kept = pool.checkout().unwrap();
+        assert_eq!(get(&mut kept).await.collect().await.unwrap().to_bytes(), "2");
     }
 }
