@@ -183,14 +183,23 @@ mod tests {
 
     /// A backend answering every request on a connection with `response`.
     async fn backend(response: &'static [u8]) -> std::net::SocketAddr {
+        numbered_backend(move |_| response.to_vec()).await
+    }
+
+    /// A backend answering every request on its `n`th connection (from 1)
+    /// with `answer(n)`.
+    async fn numbered_backend(answer: impl Fn(u8) -> Vec<u8> + Send + Sync + 'static) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let answer = Arc::new(answer);
         tokio::spawn(async move {
-            while let Ok((mut tcp, _)) = listener.accept().await {
+            for number in 1.. {
+                let Ok((mut tcp, _)) = listener.accept().await else { return };
+                let response = answer(number);
                 tokio::spawn(async move {
                     let mut buf = [0u8; 4096];
                     while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {
-                        if tcp.write_all(response).await.is_err() {
+                        if tcp.write_all(&response).await.is_err() {
                             return;
                         }
                     }
@@ -271,22 +280,9 @@ mod tests {
     #[tokio::test]
     async fn a_full_pool_keeps_the_newest_connection() {
         // Each connection answers with its number, so we can tell them apart.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            for number in b'1'.. {
-                let Ok((mut tcp, _)) = listener.accept().await else { return };
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {
-                        let answer = [b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n".as_slice(), &[number]].concat();
-                        if tcp.write_all(&answer).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
+        let addr =
+            numbered_backend(|n| [b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n".as_slice(), &[b'0' + n]].concat())
+                .await;
         let pool = Pool::new(1, Duration::from_secs(60));
         for _ in 0..2 {
             let mut sender = connect(addr).await;
