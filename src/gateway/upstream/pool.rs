@@ -223,13 +223,18 @@ mod tests {
         sender.send_request(req).await.unwrap().into_body()
     }
 
+    /// A GET on a new connection, whose body hands the connection to `pool`.
+    async fn pooled_get(addr: std::net::SocketAddr, pool: &Arc<Pool<Empty<Bytes>>>) -> PooledBody<Empty<Bytes>> {
+        let mut sender = connect(addr).await;
+        let body = get(&mut sender).await;
+        PooledBody::new(body, sender, pool.clone())
+    }
+
     #[tokio::test]
     async fn a_connection_returns_to_the_pool_when_its_body_is_read_to_the_end() {
         let addr = backend(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").await;
         let pool = Pool::new(8, Duration::from_secs(60));
-        let mut sender = connect(addr).await;
-        let body = get(&mut sender).await;
-        let body = PooledBody::new(body, sender, pool.clone());
+        let body = pooled_get(addr, &pool).await;
         assert_eq!(pool.idle_count(), 0, "in use until the body is read");
         assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
         tokio::task::yield_now().await;
@@ -241,9 +246,7 @@ mod tests {
     async fn an_abandoned_body_closes_its_connection() {
         let addr = backend(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhel").await;
         let pool = Pool::new(8, Duration::from_secs(60));
-        let mut sender = connect(addr).await;
-        let body = get(&mut sender).await;
-        drop(PooledBody::new(body, sender, pool.clone()));
+        drop(pooled_get(addr, &pool).await);
         tokio::task::yield_now().await;
         assert!(pool.checkout().is_none());
     }
@@ -253,9 +256,7 @@ mod tests {
         let addr = backend(b"HTTP/1.1 204 No Content\r\n\r\n").await;
         let pool = Pool::new(2, Duration::from_millis(200));
         for _ in 0..3 {
-            let mut sender = connect(addr).await;
-            let body = get(&mut sender).await;
-            drop(PooledBody::new(body, sender, pool.clone()));
+            drop(pooled_get(addr, &pool).await);
         }
         tokio::task::yield_now().await;
         assert_eq!(pool.idle_count(), 2, "max_idle caps the pool");
@@ -285,9 +286,7 @@ mod tests {
                 .await;
         let pool = Pool::new(1, Duration::from_secs(60));
         for _ in 0..2 {
-            let mut sender = connect(addr).await;
-            let body = PooledBody::new(get(&mut sender).await, sender, pool.clone());
-            body.collect().await.unwrap();
+            pooled_get(addr, &pool).await.collect().await.unwrap();
         }
         tokio::task::yield_now().await;
         assert_eq!(pool.idle_count(), 1);
