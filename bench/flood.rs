@@ -148,10 +148,11 @@ async fn main() {
     let config = Config::parse(&text, "bench.toml").unwrap();
     let store = davgate::store::open(&config.store).await.unwrap();
     let app = davgate::App::new(config, store).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/alice/", listener.local_addr().unwrap());
+    let sockets =
+        davgate::server::listen::bind("127.0.0.1:0".parse().unwrap(), app.config().server.worker_count()).unwrap();
+    let url = format!("http://{}/alice/", sockets[0].local_addr().unwrap());
     let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(davgate::run(app.clone(), davgate::Listeners::gateway_only(listener), stopped));
+    tokio::spawn(davgate::run(app.clone(), davgate::Listeners::gateway_only(sockets), stopped));
 
     app.accounts.add_user("alice", "bench").await.unwrap();
     let mut valid = Vec::new();

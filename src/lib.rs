@@ -79,7 +79,8 @@ pub struct App {
 
 /// The sockets one instance serves.
 pub struct Listeners {
-    pub gateway: TcpListener,
+    /// One per worker from [`server::listen::bind`] (fewer are shared).
+    pub gateway: Vec<TcpListener>,
     /// The admin API for the CLI (mode 0600, no token).
     pub admin_socket: Option<UnixListener>,
     /// `[admin] listen`: the API with bearer tokens, metrics and health.
@@ -89,7 +90,7 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    pub fn gateway_only(gateway: TcpListener) -> Self {
+    pub fn gateway_only(gateway: Vec<TcpListener>) -> Self {
         Self { gateway, admin_socket: None, admin_tcp: None, admin_tls: None }
     }
 }

@@ -178,6 +178,14 @@ async fn while_serving_the_cli_goes_through_the_admin_socket_and_changes_apply_a
 }
 
 #[test]
+fn serve_refuses_a_port_another_process_listens_on() {
+    let setup = Setup::new("http://127.0.0.1:1");
+    let _held = std::net::TcpListener::bind(("127.0.0.1", setup.port)).unwrap();
+    let err = setup.fails(&["serve"], 1);
+    assert!(err.contains("server.listen: cannot bind"), "{err}");
+}
+
+#[test]
 fn the_shipped_example_config_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
     let out = davgate().args(["--config", example, "config", "check"]).output().unwrap();

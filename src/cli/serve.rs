@@ -15,8 +15,7 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let store = davgate::store::open(&config.store)
         .await
         .with_context(|| format!("cannot open {}", config.store.describe()))?;
-    let gateway = TcpListener::bind(config.server.listen)
-        .await
+    let gateway = davgate::server::listen::bind(config.server.listen, config.server.worker_count())
         .with_context(|| format!("server.listen: cannot bind {}", config.server.listen))?;
     let admin_tcp = match config.admin.listen {
         Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("admin.listen: cannot bind {addr}"))?),
@@ -38,7 +37,7 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let app = App::new(config, store)?;
     let config = app.config();
     tracing::info!(
-        listen = %gateway.local_addr()?,
+        listen = %gateway[0].local_addr()?,
         upstream = %config.upstream.url,
         admin_socket = %config.admin_socket().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
         admin_listen = %admin_tcp.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()).unwrap_or_else(|| "-".into()),

@@ -3,6 +3,7 @@
 //! requests on shutdown.
 
 pub mod idle;
+pub mod listen;
 pub mod tls;
 
 use crate::config::ServerConfig;
@@ -41,24 +42,26 @@ pub struct Live {
     pub tls: Option<ArcSwap<tokio_rustls::TlsAcceptor>>,
 }
 
-/// Serves the gateway on `listener` until `shutdown` turns true, then waits
+/// Serves the gateway on `sockets` until `shutdown` turns true, then waits
 /// up to `shutdown_grace` for in-flight requests.
 ///
 /// Thread per core: each worker thread runs its own single-threaded event
-/// loop and accepts on the shared socket, so a request is parsed,
+/// loop and accepts on its own socket (see [`listen::bind`]; with fewer
+/// sockets than workers they share), so a request is parsed,
 /// authenticated and proxied without waking another thread (cross-thread
 /// wake-ups were the largest cost on the cached path; see BENCHMARKS.md).
 ///
 /// A worker that fails (or panics) is logged at once and stops the others,
 /// and `serve` returns its error: a half-working server is not left running.
 pub async fn serve(
-    listener: TcpListener,
+    sockets: Vec<TcpListener>,
     live: Arc<Live>,
     config: ServerConfig,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let listener = listener.into_std()?;
+    anyhow::ensure!(!sockets.is_empty(), "no socket to serve the gateway on");
+    let sockets = sockets.into_iter().map(TcpListener::into_std).collect::<std::io::Result<Vec<_>>>()?;
     let slots = Arc::new(Semaphore::new(config.max_connections));
     // Workers stop on this: the caller's shutdown or a failed worker.
     let (stop, stopping) = watch::channel(false);
@@ -66,7 +69,7 @@ pub async fn serve(
     let mut first_error = None;
     let mut running = 0;
     for index in 0..live.gateways.len() {
-        let started = listener.try_clone().and_then(|listener| {
+        let started = sockets[index % sockets.len()].try_clone().and_then(|listener| {
             let worker = Worker {
                 index,
                 listener,
@@ -91,7 +94,7 @@ pub async fn serve(
             }
         }
     }
-    drop(listener);
+    drop(sockets);
     while running > 0 {
         tokio::select! {
             _ = shutdown.changed(), if !*stop.borrow() => {
