@@ -10,6 +10,10 @@ use tokio::net::{TcpListener, TcpSocket};
 /// Pending connections each socket queues (what `TcpListener::bind` uses).
 const BACKLOG: u32 = 1024;
 
+/// Whether accepted connections get TCP_NODELAY from the listening socket;
+/// elsewhere the accept loop sets it on each one.
+pub const NODELAY_INHERITED: bool = cfg!(target_os = "linux");
+
 /// Binds `count` sockets to `addr` (port 0: one free port for all of them).
 ///
 /// An address already in use is refused, even by another `SO_REUSEPORT`
@@ -33,6 +37,9 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(true)?;
+    // Linux copies TCP_NODELAY to accepted connections: one setsockopt per
+    // socket instead of one per connection (see `NODELAY_INHERITED`).
+    socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
 }
@@ -60,6 +67,15 @@ mod tests {
             }
         }
         assert!(accepted.iter().all(|&n| n > 0), "accepted per socket: {accepted:?}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn accepted_connections_inherit_nodelay() {
+        let sockets = bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        let _client = tokio::net::TcpStream::connect(sockets[0].local_addr().unwrap()).await.unwrap();
+        let (accepted, _) = sockets[0].accept().await.unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 
     #[tokio::test]

@@ -153,7 +153,9 @@ impl Worker {
                 refuse(tcp, tls);
                 continue;
             };
-            let _ = tcp.set_nodelay(true);
+            if !listen::NODELAY_INHERITED {
+                let _ = tcp.set_nodelay(true);
+            }
             let io = IdleTimeout::new(tcp, self.config.idle_timeout);
             let peer = Peer { addr, tls };
             let live = self.live.clone();
