@@ -150,7 +150,7 @@ async fn main() {
     let app = davgate::App::new(config, store).unwrap();
     let sockets =
         davgate::server::listen::bind("127.0.0.1:0".parse().unwrap(), app.config().server.worker_count()).unwrap();
-    let url = format!("http://{}/alice/", sockets[0].local_addr().unwrap());
+    let url = format!("http://{}/alice/", sockets.local_addr().unwrap());
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(davgate::run(app.clone(), davgate::Listeners::gateway_only(sockets), stopped));
 

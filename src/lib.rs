@@ -79,8 +79,7 @@ pub struct App {
 
 /// The sockets one instance serves.
 pub struct Listeners {
-    /// One per worker from [`server::listen::bind`] (fewer are shared).
-    pub gateway: Vec<TcpListener>,
+    pub gateway: server::listen::GatewaySockets,
     /// The admin API for the CLI (mode 0600, no token).
     pub admin_socket: Option<UnixListener>,
     /// `[admin] listen`: the API with bearer tokens, metrics and health.
@@ -90,7 +89,7 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    pub fn gateway_only(gateway: Vec<TcpListener>) -> Self {
+    pub fn gateway_only(gateway: server::listen::GatewaySockets) -> Self {
         Self { gateway, admin_socket: None, admin_tcp: None, admin_tls: None }
     }
 }

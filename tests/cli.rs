@@ -177,11 +177,34 @@ async fn while_serving_the_cli_goes_through_the_admin_socket_and_changes_apply_a
     assert!(listed[0]["last_activity"]["at"].is_u64(), "activity was flushed at shutdown");
 }
 
-#[test]
-fn serve_refuses_a_port_another_process_listens_on() {
+/// Even a listener that would let davgate join it (`SO_REUSEPORT`, same
+/// user) is refused: a second server on one port must not take a share of
+/// the first one's connections.
+#[tokio::test]
+async fn serve_refuses_a_port_another_process_listens_on() {
     let setup = Setup::new("http://127.0.0.1:1");
-    let _held = std::net::TcpListener::bind(("127.0.0.1", setup.port)).unwrap();
-    let err = setup.fails(&["serve"], 1);
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.set_reuseaddr(true).unwrap();
+    held.set_reuseport(true).unwrap();
+    held.bind(([127, 0, 0, 1], setup.port).into()).unwrap();
+    let _held = held.listen(16).unwrap();
+    let mut serve = davgate()
+        .args(["--config", setup.config.to_str().unwrap(), "serve"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A serve that bound the port anyway would run on: stop it, and fail.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while serve.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            serve.kill().unwrap();
+            panic!("serve started on a port another listener holds");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = serve.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("server.listen: cannot bind"), "{err}");
 }
 

@@ -37,7 +37,7 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let app = App::new(config, store)?;
     let config = app.config();
     tracing::info!(
-        listen = %gateway[0].local_addr()?,
+        listen = %gateway.local_addr()?,
         upstream = %config.upstream.url,
         admin_socket = %config.admin_socket().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
         admin_listen = %admin_tcp.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()).unwrap_or_else(|| "-".into()),

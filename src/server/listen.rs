@@ -1,56 +1,99 @@
-//! The gateway's listening sockets: one per worker, all bound to one
-//! address with `SO_REUSEPORT`, so the kernel spreads new connections evenly
-//! over the workers and an incoming connection wakes only the worker whose
-//! socket it landed on. (With one shared socket every worker's event loop
-//! woke for each connection, and one worker could end up with them all.)
+//! The gateway's listening sockets. On Linux, one per worker, all bound to
+//! one address with `SO_REUSEPORT`: the kernel assigns each new connection
+//! to one socket by a hash of its addresses, so connections spread over the
+//! workers and a new one wakes only the worker it landed on. (With one
+//! shared socket every worker's event loop woke for each connection, and
+//! one worker could end up with them all.) Elsewhere `SO_REUSEPORT` does
+//! not balance TCP, so there is one socket that the workers share.
+//!
+//! Never joins a listener it did not create: an address in use is refused,
+//! even by another `SO_REUSEPORT` group. The reverse cannot be prevented:
+//! while davgate listens, a process running as the same user may join its
+//! group with `SO_REUSEPORT` and take a share of the connections (Linux
+//! allows that only to the same user id, which could replace davgate's
+//! binary anyway).
 
 use std::net::SocketAddr;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpSocket;
 
 /// Pending connections each socket queues (what `TcpListener::bind` uses).
 const BACKLOG: u32 = 1024;
 
-/// Whether accepted connections get TCP_NODELAY from the listening socket;
-/// elsewhere the accept loop sets it on each one.
+/// Whether accepted connections get TCP_NODELAY from the listening socket
+/// (Linux copies it); elsewhere the accept loop sets it on each one.
 pub const NODELAY_INHERITED: bool = cfg!(target_os = "linux");
 
-/// Binds `count` sockets to `addr` (port 0: one free port for all of them).
-///
-/// An address already in use is refused, even by another `SO_REUSEPORT`
-/// group of the same user: a second davgate started on the same port fails
-/// instead of silently taking a share of the connections.
-pub fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<TcpListener>> {
-    if addr.port() != 0 {
-        // A plain bind fails on any listener already there.
-        drop(std::net::TcpListener::bind(addr)?);
+/// Listening sockets made by [`bind`], so each has TCP_NODELAY set.
+pub struct GatewaySockets(pub(super) Vec<std::net::TcpListener>);
+
+impl GatewaySockets {
+    /// The address every socket is bound to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0[0].local_addr()
     }
-    let first = bind_one(addr)?;
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Binds one socket per worker (`workers`, at least one; one in all off
+/// Linux) to `addr`; port 0 picks one free port for all of them. Must be
+/// called within a Tokio runtime.
+pub fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<GatewaySockets> {
+    let count = if cfg!(target_os = "linux") { workers.max(1) } else { 1 };
+    // Port 0 needs no probe: the kernel never picks a port that a
+    // listener, reuseport or not, already holds.
+    if addr.port() != 0 {
+        probe(addr)?;
+    }
+    let first = bind_one(addr, count > 1)?;
     let addr = first.local_addr()?;
     let mut sockets = vec![first];
     for _ in 1..count {
-        sockets.push(bind_one(addr)?);
+        sockets.push(bind_one(addr, true)?);
     }
-    Ok(sockets)
+    Ok(GatewaySockets(sockets))
 }
 
-fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// Fails with `AddrInUse` on any listener already at `addr`: a bind
+/// without `SO_REUSEPORT` conflicts with every listener, reuseport or not.
+/// (`SO_REUSEADDR`, as every bind here, so a restart is not refused for
+/// connections of the previous run still in TIME_WAIT.)
+fn probe(addr: SocketAddr) -> std::io::Result<()> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    // Linux copies TCP_NODELAY to accepted connections: one setsockopt per
-    // socket instead of one per connection (see `NODELAY_INHERITED`).
-    socket.set_nodelay(true)?;
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
+    socket.bind(addr)
 }
 
-#[cfg(test)]
+fn bind_one(addr: SocketAddr, reuseport: bool) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    if reuseport {
+        #[cfg(target_os = "linux")]
+        socket.set_reuseport(true)?;
+    }
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)?.into_std()
+}
+
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+    use tokio::net::TcpListener;
+
+    fn listeners(sockets: GatewaySockets) -> Vec<TcpListener> {
+        sockets.0.into_iter().map(|s| TcpListener::from_std(s).unwrap()).collect()
+    }
 
     #[tokio::test]
     async fn connections_spread_over_every_socket() {
-        let sockets = bind("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let sockets = listeners(bind("127.0.0.1:0".parse().unwrap(), 2).unwrap());
         let addr = sockets[0].local_addr().unwrap();
         assert_eq!(sockets[1].local_addr().unwrap(), addr);
         let mut clients = Vec::new();
@@ -69,23 +112,22 @@ mod tests {
         assert!(accepted.iter().all(|&n| n > 0), "accepted per socket: {accepted:?}");
     }
 
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn accepted_connections_inherit_nodelay() {
-        let sockets = bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
-        let _client = tokio::net::TcpStream::connect(sockets[0].local_addr().unwrap()).await.unwrap();
-        let (accepted, _) = sockets[0].accept().await.unwrap();
-        assert!(accepted.nodelay().unwrap());
-    }
-
     #[tokio::test]
     async fn an_address_in_use_is_refused_even_for_another_reuseport_group() {
         let first = bind("127.0.0.1:0".parse().unwrap(), 2).unwrap();
-        let addr = first[0].local_addr().unwrap();
-        let again = bind(addr, 2).expect_err("a second group on the same port");
+        let addr = first.local_addr().unwrap();
+        let again = bind(addr, 2).err().expect("a second group on the same port");
         assert_eq!(again.kind(), std::io::ErrorKind::AddrInUse);
         let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let taken = bind(plain.local_addr().unwrap(), 1).expect_err("a port held by a plain listener");
+        let taken = bind(plain.local_addr().unwrap(), 1).err().expect("a port held by a plain listener");
         assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
+    }
+
+    #[tokio::test]
+    async fn accepted_connections_inherit_nodelay() {
+        let sockets = listeners(bind("127.0.0.1:0".parse().unwrap(), 1).unwrap());
+        let _client = tokio::net::TcpStream::connect(sockets[0].local_addr().unwrap()).await.unwrap();
+        let (accepted, _) = sockets[0].accept().await.unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 }

@@ -54,14 +54,21 @@ pub struct Live {
 /// A worker that fails (or panics) is logged at once and stops the others,
 /// and `serve` returns its error: a half-working server is not left running.
 pub async fn serve(
-    sockets: Vec<TcpListener>,
+    sockets: listen::GatewaySockets,
     live: Arc<Live>,
     config: ServerConfig,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(!sockets.is_empty(), "no socket to serve the gateway on");
-    let sockets = sockets.into_iter().map(TcpListener::into_std).collect::<std::io::Result<Vec<_>>>()?;
+    // More sockets than workers would leave connections queued where no
+    // one accepts them.
+    anyhow::ensure!(
+        !sockets.is_empty() && sockets.len() <= live.gateways.len(),
+        "{} gateway sockets for {} workers",
+        sockets.len(),
+        live.gateways.len()
+    );
+    let sockets = sockets.0;
     let slots = Arc::new(Semaphore::new(config.max_connections));
     // Workers stop on this: the caller's shutdown or a failed worker.
     let (stop, stopping) = watch::channel(false);

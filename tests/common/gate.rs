@@ -73,7 +73,7 @@ impl Gate {
     async fn start_listeners(config: Config, dir: tempfile::TempDir, admin: bool) -> Gate {
         let sockets =
             davgate::server::listen::bind("127.0.0.1:0".parse().unwrap(), config.server.worker_count()).unwrap();
-        let addr = sockets[0].local_addr().unwrap();
+        let addr = sockets.local_addr().unwrap();
         let mut listeners = davgate::Listeners::gateway_only(sockets);
         if admin {
             listeners.admin_tcp = Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
