@@ -17,6 +17,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+/// Whether access lines get written at all: `log.access` is on by default,
+/// and with a filter that drops `davgate::access` (e.g. `warn`) a record
+/// would be built on every request only to be thrown away.
+pub fn enabled() -> bool {
+    tracing::enabled!(target: "davgate::access", tracing::Level::INFO)
+}
+
 /// Longest path written to the log, in bytes.
 const MAX_LOGGED_PATH: usize = 512;
 

@@ -45,6 +45,8 @@ pub struct Gateway {
 /// What the request path learnt about a request, for the access log.
 #[derive(Default)]
 pub struct Seen {
+    /// Whether an access line will be written (the rest is only for it).
+    pub logged: bool,
     pub client_ip: Option<IpAddr>,
     pub user: Option<String>,
     pub password_id: Option<String>,
@@ -97,8 +99,9 @@ impl Gateway {
         }
         let start = Instant::now();
         let method = req.method().clone();
-        let record = self.access_log.then(|| AccessRecord::begin(&req, start));
-        let mut seen = Seen::default();
+        let logged = self.access_log && access_log::enabled();
+        let record = logged.then(|| AccessRecord::begin(&req, start));
+        let mut seen = Seen { logged, ..Seen::default() };
         let (outcome, res) = match self.authorize_and_forward(req, peer, &mut seen).await {
             Ok(res) => (Outcome::Ok, res),
             Err(e) => (e.outcome(), e.response(&self.challenge)),
@@ -120,7 +123,7 @@ impl Gateway {
         seen.client_ip = Some(client_ip);
         let creds = credentials::basic(req.headers()).ok_or(GatewayError::Unauthorized)?;
         let claimed = loggable_user(&creds.user);
-        if self.access_log {
+        if seen.logged {
             seen.user = Some(claimed.to_string());
         }
         let grant = match self.verifier.verify(&creds.user, creds.password.expose(), client_ip).await {
@@ -136,7 +139,7 @@ impl Gateway {
                 return Err(GatewayError::Unauthorized);
             }
         };
-        if self.access_log {
+        if seen.logged {
             seen.password_id = Some(grant.password_id.clone());
         }
         scope::Target::of(&req, client_ip)
