@@ -63,7 +63,9 @@ pub fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<GatewaySockets>
 /// Fails with `AddrInUse` on any listener already at `addr`: a bind
 /// without `SO_REUSEPORT` conflicts with every listener, reuseport or not.
 /// (`SO_REUSEADDR`, as every bind here, so a restart is not refused for
-/// connections of the previous run still in TIME_WAIT.)
+/// connections of the previous run still in TIME_WAIT.) A reuseport
+/// listener appearing between the probe and the bind would still be
+/// joined; that window is a few system calls long.
 fn probe(addr: SocketAddr) -> std::io::Result<()> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
