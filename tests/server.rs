@@ -29,6 +29,28 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn shutdown_does_not_wait_for_connections_that_sent_nothing() {
+    let backend = Recorder::start().await;
+    let server = "shutdown_grace = \"30s\"\nidle_timeout = \"60s\"";
+    let gate = Gate::start_with(&backend.url(), Extra { server, ..Extra::default() }).await;
+    let pw = gate.password("alice", all()).await;
+    // One connection that never sends a byte, one idle after a request.
+    let _silent = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    let mut idle = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    let auth = common::client::basic("alice", &pw);
+    idle.write_all(format!("GET /alice/ HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    idle.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), gate.stop()).await.expect("shutdown waited for quiet connections");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
     let backend = Recorder::start().await;
     let gate = Gate::start_with(&backend.url(), Extra { server: "idle_timeout = \"1s\"", ..Extra::default() }).await;
