@@ -170,6 +170,10 @@ path = "./davgate-data"
         assert!(e.starts_with("davgate.toml: activity.flush_interval:"), "{e}");
         let e = problems(&MINIMAL.replace("[upstream]", "workers = 0\n[upstream]"));
         assert!(e.contains("server.workers: must be 1 to 1024"), "{e}");
+        let e = problems(&MINIMAL.replace("[store]", "[store]\ncache_mib = 0"));
+        assert!(e.contains("store.cache_mib: must be 1 to 1048576"), "{e}");
+        let e = problems(&MINIMAL.replace("[store]", "[store]\ncache_mib = 9223372036854775807"));
+        assert!(e.contains("store.cache_mib: must be 1 to 1048576"), "{e}");
         let e = problems(&MINIMAL.replace("[upstream]", "workers = -1\n[upstream]"));
         assert!(e.starts_with("davgate.toml: server.workers:"), "{e}");
     }

@@ -450,8 +450,14 @@ fn default_pool_max_idle() -> usize {
 fn default_store_pool_size() -> usize {
     16
 }
+/// sled caches decoded pages, about 250 bytes per password record, and a
+/// read loads a whole leaf. A store is read on a verify-cache miss (next to
+/// an argon2 run that costs far more than a page read) and written once per
+/// activity flush, so a small cache costs nothing measurable; at 64 MiB, 10k
+/// distinct credentials on a store of 100k passwords filled ~30 MiB of it,
+/// and RSS was 65 MiB against 56 at 8 MiB (BENCHMARKS.md, footprint).
 fn default_store_cache_mib() -> u64 {
-    64
+    8
 }
 fn default_memory_kib() -> u32 {
     19_456

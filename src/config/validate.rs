@@ -5,6 +5,8 @@ use super::Config;
 
 /// More serving threads than this is a typo, not a machine.
 const MAX_WORKERS: usize = 1024;
+/// 1 TiB: far above any real store, and `cache_mib` MiB still fits in a u64 of bytes.
+const MAX_STORE_CACHE_MIB: u64 = 1 << 20;
 
 impl Config {
     /// Checks what serde cannot: each entry is `key: what is wrong, how to fix`.
@@ -195,6 +197,9 @@ impl Config {
         }
         if store.pool_size == 0 {
             p.push("store.pool_size: must be at least 1".into());
+        }
+        if !(1..=MAX_STORE_CACHE_MIB).contains(&store.cache_mib) {
+            p.push(format!("store.cache_mib: must be 1 to {MAX_STORE_CACHE_MIB}"));
         }
         if store.timeout.is_zero() {
             p.push("store.timeout: must be longer than 0s".into());
