@@ -44,10 +44,42 @@ async fn shutdown_does_not_wait_for_connections_that_sent_nothing() {
     let mut head = [0u8; 12];
     idle.read_exact(&mut head).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Both connections are being served (not still in the accept queue).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gate.app.metrics.connections.get() < 2 {
+        assert!(Instant::now() < deadline, "the silent connection was never accepted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(10), gate.stop()).await.expect("shutdown waited for quiet connections");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_sends_nothing_or_dribbles_the_http2_preface_is_disconnected() {
+    let backend = Recorder::start().await;
+    let server = "header_read_timeout = \"1s\"\nidle_timeout = \"60s\"";
+    let gate = Gate::start_with(&backend.url(), Extra { server, ..Extra::default() }).await;
+    let silent = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    let mut dribbling = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    let started = Instant::now();
+    let dribble = async move {
+        // Each byte is activity for the idle timeout; only the header-read
+        // timeout ends this.
+        for byte in b"PRI * HTTP/2.0\r\n\r\nSM\r" {
+            if dribbling.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        dribbling
+    };
+    for mut tcp in [silent, dribble.await] {
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "the connection stayed open");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(900), "closed before the timeout: {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -143,7 +143,8 @@ pub struct StoreConfig {
     /// The longest a database connect, pool wait or statement may take.
     #[serde(default = "secs::<5>", with = "duration")]
     pub timeout: Duration,
-    /// sled's page cache, in MiB (sled's own default is 1 GiB).
+    /// sled's page cache, in MiB (sled's own default is 1 GiB); 1 to
+    /// 1048576.
     #[serde(default = "default_store_cache_mib")]
     pub cache_mib: u64,
 }

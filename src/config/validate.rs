@@ -198,7 +198,8 @@ impl Config {
         if store.pool_size == 0 {
             p.push("store.pool_size: must be at least 1".into());
         }
-        if !(1..=MAX_STORE_CACHE_MIB).contains(&store.cache_mib) {
+        // Only sled has a page cache; PostgreSQL ignores the key.
+        if store.path.is_some() && !(1..=MAX_STORE_CACHE_MIB).contains(&store.cache_mib) {
             p.push(format!("store.cache_mib: must be 1 to {MAX_STORE_CACHE_MIB}"));
         }
         if store.timeout.is_zero() {

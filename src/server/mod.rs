@@ -152,7 +152,6 @@ impl Worker {
                 let _ = tcp.set_nodelay(true);
             }
             let io = IdleTimeout::new(tcp, self.config.idle_timeout);
-            self.metrics.connections.inc();
             let connection = Connection {
                 protocols: protocols.clone(),
                 watcher: graceful.watcher(),
@@ -160,7 +159,7 @@ impl Worker {
                 live: self.live.clone(),
                 worker: self.index,
                 peer: Peer { addr, tls },
-                _slot: Slot { _permit: permit, metrics: self.metrics.clone() },
+                _slot: Slot::new(permit, self.metrics.clone()),
             };
             // Two task types, so a plain connection's task is not sized (and
             // moved around) for a TLS handshake it will never make.
@@ -208,6 +207,13 @@ struct Slot {
     metrics: Arc<Metrics>,
 }
 
+impl Slot {
+    fn new(permit: tokio::sync::OwnedSemaphorePermit, metrics: Arc<Metrics>) -> Self {
+        metrics.connections.inc();
+        Slot { _permit: permit, metrics }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         self.metrics.connections.dec();
@@ -232,7 +238,14 @@ impl Connection {
     {
         let Some(acceptor) = self.live.tls.as_ref().map(|t| t.load_full()) else { return };
         let addr = self.peer.addr;
-        match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
+        let mut shutdown = self.shutdown.clone();
+        let handshake = tokio::select! {
+            biased;
+            handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(io)) => handshake,
+            // No request has been sent yet: nothing to drain.
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match handshake {
             // Boxed: the stream is large, and every layer of futures below
             // would otherwise hold a copy of it.
             Ok(Ok(stream)) => self.serve(Box::new(stream)).await,
@@ -279,7 +292,7 @@ mod tests {
             live: Arc::new(Live { gateways: Vec::new(), tls: None }),
             worker: 0,
             peer: Peer { addr, tls: false },
-            _slot: Slot { _permit: Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(), metrics },
+            _slot: Slot::new(Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(), metrics),
         };
         let task = connection.serve(IdleTimeout::new(tcp, std::time::Duration::from_secs(1)));
         let size = std::mem::size_of_val(&task);

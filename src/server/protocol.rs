@@ -24,16 +24,20 @@ use tokio::sync::watch;
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What the first read of a connection asks for: enough for the head of a
-/// typical DAV request, so hyper rarely has to read again before parsing.
-const FIRST_READ: usize = 4096;
+/// typical DAV request, so hyper rarely has to read again before parsing,
+/// and small, since it is allocated before the first byte arrives.
+const FIRST_READ: usize = 2048;
 
 /// HTTP/2 streams one client may have open at once.
 const MAX_CONCURRENT_STREAMS: u32 = 128;
 
-#[derive(Clone)]
 pub struct Protocols {
     h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
+    /// hyper's HTTP/1 header-read timeout starts only once hyper reads;
+    /// this one bounds the wait for the first bytes (a client dribbling
+    /// the preface byte by byte included).
+    first_bytes_timeout: Duration,
 }
 
 impl Protocols {
@@ -44,13 +48,13 @@ impl Protocols {
         // No h2 keep-alive pings: they would count as traffic and keep an idle
         // connection alive forever; `IdleTimeout` closes quiet connections.
         h2.timer(TokioTimer::new()).max_concurrent_streams(MAX_CONCURRENT_STREAMS);
-        Self { h1, h2 }
+        Self { h1, h2, first_bytes_timeout: header_read_timeout }
     }
 
     /// Serves `io` until the client is done, the connection fails, or a
     /// graceful shutdown (through `watcher`) has drained it. A connection
     /// still waiting for its first bytes ends at once when `shutdown` turns
-    /// true.
+    /// true, or after the header-read timeout.
     pub async fn serve<I, S, B>(
         &self,
         mut io: I,
@@ -68,7 +72,13 @@ impl Protocols {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (version, first) = tokio::select! {
-            sniffed = sniff(&mut io) => sniffed?,
+            // Bytes already there win over shutdown: a request that reached
+            // us is answered (hyper then closes the connection).
+            biased;
+            sniffed = tokio::time::timeout(self.first_bytes_timeout, sniff(&mut io)) => match sniffed {
+                Ok(sniffed) => sniffed?,
+                Err(_) => return Ok(()),
+            },
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         };
         let io = TokioIo::new(Rewind { prefix: first, inner: io });
@@ -164,14 +174,14 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    /// Returns one of `chunks` per read, then end of stream.
+    /// Returns one of `chunks` per read (an empty one is end of stream);
+    /// reading past the last one fails the test.
     struct Chunks(std::collections::VecDeque<Vec<u8>>);
 
     impl AsyncRead for Chunks {
         fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-            if let Some(chunk) = self.0.pop_front() {
-                buf.put_slice(&chunk);
-            }
+            let chunk = self.0.pop_front().expect("read past the last chunk");
+            buf.put_slice(&chunk);
             Poll::Ready(Ok(()))
         }
     }
@@ -204,8 +214,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_early_close_is_left_to_http1() {
-        assert_eq!(sniff_chunks(&[b"PRI * HT"]).await, (Version::Http1, b"PRI * HT".to_vec()));
-        assert_eq!(sniff_chunks(&[]).await, (Version::Http1, Vec::new()));
+        assert_eq!(sniff_chunks(&[b"PRI * HT", b""]).await, (Version::Http1, b"PRI * HT".to_vec()));
+        assert_eq!(sniff_chunks(&[b""]).await, (Version::Http1, Vec::new()));
     }
 
     #[tokio::test]
