@@ -167,7 +167,7 @@ pub fn prepare_request(headers: &mut HeaderMap, f: &Forwarding<'_>) -> Result<()
     strip_own_cookies(headers);
     // Raw UTF-8 bytes: RFC 9110 allows obs-text, and user names may be non-ASCII.
     headers.insert(f.identity_header.clone(), HeaderValue::from_bytes(f.user.as_bytes())?);
-    headers.insert(X_FORWARDED_FOR, HeaderValue::from_str(&f.client_ip.to_string())?);
+    headers.insert(X_FORWARDED_FOR, ip_value(f.client_ip));
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(f.proto));
     if let Some(host) = &f.host {
         headers.insert(X_FORWARDED_HOST, host.clone());
@@ -178,9 +178,59 @@ pub fn prepare_request(headers: &mut HeaderMap, f: &Forwarding<'_>) -> Result<()
     Ok(())
 }
 
+/// `ip` as a header value. IPv4 is written digit by digit: `Display`
+/// through `fmt` was ~1.3k instructions, over 2 % of a cached request.
+fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
+    let v4 = match ip {
+        std::net::IpAddr::V4(v4) => v4,
+        std::net::IpAddr::V6(v6) => {
+            return HeaderValue::from_str(&v6.to_string()).expect("an IPv6 address is a valid header value");
+        }
+    };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let first = match octet {
+            100.. => 0,
+            10.. => 1,
+            _ => 2,
+        };
+        for digit in &digits[first..] {
+            text[len] = b'0' + digit;
+            len += 1;
+        }
+    }
+    HeaderValue::from_bytes(&text[..len]).expect("digits and dots are a valid header value")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_values_read_as_display_writes_them() {
+        let mut samples: Vec<std::net::IpAddr> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "127.0.0.1",
+            "10.9.100.99",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:1.2.3.4",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        samples.extend((0..=255u8).map(|o| std::net::IpAddr::from([o, 255 - o, o / 3, 7])));
+        for ip in samples {
+            assert_eq!(ip_value(ip).to_str().unwrap(), ip.to_string());
+        }
+    }
 
     fn forwarding(identity: &HeaderName) -> Forwarding<'_> {
         Forwarding {
