@@ -20,6 +20,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+/// Blocking-pool threads per worker: store reads and argon2 runs.
+const BLOCKING_THREADS_PER_WORKER: usize = 16;
+
 /// The gateways and TLS acceptor currently in force; a config reload swaps
 /// them, and each request (each handshake) uses whichever is current, so
 /// open connections survive a reload.
@@ -122,7 +125,14 @@ struct Worker {
 
 impl Worker {
     fn run(self) -> anyhow::Result<()> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        // Bounded: a flood of cold requests with distinct credentials puts a
+        // store read per request on the blocking pool (argon2 runs are
+        // bounded by the hash pool already); past this, they queue instead
+        // of each starting a thread.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
+            .build()?;
         runtime.block_on(self.accept_loop())
     }
 

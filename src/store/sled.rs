@@ -46,6 +46,18 @@ fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
 }
 
+/// Reads `key` on the blocking pool. A leaf outside sled's small cache
+/// (`store.cache_mib`) comes from disk, and a read waits while a
+/// transaction holds sled's global write lock during a flush; on a serving
+/// thread either would stall every connection of that thread. Used for
+/// the reads of a cold verification, where the hop is nothing next to the
+/// argon2 run.
+async fn read_off_loop(tree: &Tree, key: &str) -> StoreResult<Option<sled::IVec>> {
+    let tree = tree.clone();
+    let key = key.as_bytes().to_vec();
+    tokio::task::spawn_blocking(move || tree.get(key)).await.map_err(io)?.map_err(io)
+}
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("model types always serialise")
 }
@@ -275,8 +287,10 @@ impl Store for SledStore {
         self.durable().await
     }
 
+    /// On the blocking pool, like [`Self::get_password`]: a verification
+    /// reads the user right after the password.
     async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
-        self.users.get(name.as_bytes()).map_err(io)?.map(|v| decode(&v)).transpose()
+        read_off_loop(&self.users, name).await?.map(|v| decode(&v)).transpose()
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
@@ -361,16 +375,10 @@ impl Store for SledStore {
         self.durable().await
     }
 
-    /// On the blocking pool: a verification reads one record on a cache
-    /// miss, from a serving thread, and a leaf outside sled's small cache
-    /// (`store.cache_mib`) is read from disk, which would stall every
-    /// connection of that thread. The extra hop is nothing next to the
-    /// argon2 run that follows.
+    /// On the blocking pool: a verification reads the record on a
+    /// verify-cache miss, from a serving thread (see [`read_off_loop`]).
     async fn get_password(&self, id: &str) -> StoreResult<Option<AppPassword>> {
-        let passwords = self.passwords.clone();
-        let key = id.as_bytes().to_vec();
-        let value = tokio::task::spawn_blocking(move || passwords.get(key)).await.map_err(io)?.map_err(io)?;
-        value.map(|v| decode(&v)).transpose()
+        read_off_loop(&self.passwords, id).await?.map(|v| decode(&v)).transpose()
     }
 
     async fn list_passwords(&self, user: &str) -> StoreResult<Vec<AppPassword>> {
