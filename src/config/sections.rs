@@ -63,7 +63,8 @@ pub struct ServerConfig {
     #[serde(default = "default_realm")]
     pub realm: String,
     /// Time a client has to send a request's headers; also the idle time
-    /// allowed between keep-alive requests on HTTP/1.1.
+    /// allowed between keep-alive requests on HTTP/1.1, the TLS handshake's
+    /// limit and the wait for a new connection's first bytes.
     #[serde(default = "secs::<30>", with = "duration")]
     pub header_read_timeout: Duration,
     /// A connection that moves no byte for this long is closed.
