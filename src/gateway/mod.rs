@@ -61,12 +61,15 @@ pub struct Peer {
 
 impl Gateway {
     fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+        is_in(&self.trusted_proxies, ip)
     }
 
     /// The client address: the TCP peer, or, when the peer is a trusted
-    /// proxy, the right-most untrusted `X-Forwarded-For` entry.
+    /// proxy, the right-most untrusted `X-Forwarded-For` entry. An IPv4
+    /// peer on a dual-stack (`[::]`) listener arrives as `::ffff:a.b.c.d`
+    /// and is taken as the IPv4 address it is.
     fn client_ip(&self, req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
+        let peer = peer.to_canonical();
         if !self.is_trusted(peer) {
             return peer;
         }
@@ -78,7 +81,7 @@ impl Gateway {
             .flat_map(|v| v.split(','))
             .filter_map(|s| s.trim().parse().ok())
             .collect();
-        chain.into_iter().rev().find(|ip| !self.is_trusted(*ip)).unwrap_or(peer)
+        chain.into_iter().rev().find(|ip| !self.is_trusted(*ip)).map_or(peer, |ip| ip.to_canonical())
     }
 
     fn proto(&self, req: &Request<Incoming>, peer: Peer) -> &'static str {
@@ -203,4 +206,27 @@ fn request_host<B>(req: &Request<B>) -> Result<Option<HeaderValue>, GatewayError
         return Err(BAD_HOST);
     }
     Ok(header.cloned())
+}
+
+/// Whether `ip` is in one of `nets`, IPv4-mapped IPv6 addresses matched as
+/// the IPv4 addresses they carry (so `10.0.0.0/8` covers `::ffff:10.0.0.1`).
+fn is_in(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    nets.iter().any(|n| n.contains(&ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_mapped_addresses_match_ipv4_networks() {
+        let nets: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(is_in(&nets, ip("10.1.2.3")));
+        assert!(is_in(&nets, ip("::ffff:10.1.2.3")));
+        assert!(is_in(&nets, ip("fd00::1")));
+        assert!(!is_in(&nets, ip("::ffff:192.0.2.1")));
+        assert!(!is_in(&nets, ip("192.0.2.1")));
+    }
 }
