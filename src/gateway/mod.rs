@@ -210,7 +210,7 @@ fn request_host<B>(req: &Request<B>) -> Result<Option<HeaderValue>, GatewayError
 
 /// Whether `ip` is in one of `nets`, IPv4-mapped IPv6 addresses matched as
 /// the IPv4 addresses they carry (so `10.0.0.0/8` covers `::ffff:10.0.0.1`).
-fn is_in(nets: &[IpNet], ip: IpAddr) -> bool {
+pub(crate) fn is_in(nets: &[IpNet], ip: IpAddr) -> bool {
     let ip = ip.to_canonical();
     nets.iter().any(|n| n.contains(&ip))
 }

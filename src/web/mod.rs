@@ -103,7 +103,7 @@ impl Web {
     }
 
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+        crate::gateway::is_in(&self.trusted_proxies, ip)
     }
 
     /// `client_ip` and `secure` come from the gateway, which already knows
