@@ -40,6 +40,7 @@ pub mod password;
 pub mod reload;
 pub mod secret;
 pub mod server;
+pub mod sleep_pool;
 pub mod store;
 pub mod web;
 
