@@ -125,20 +125,21 @@ impl Gateway {
         let client_ip = self.client_ip(&req, peer.addr.ip());
         seen.client_ip = Some(client_ip);
         let creds = credentials::basic(req.headers()).ok_or(GatewayError::Unauthorized)?;
-        let claimed = loggable_user(&creds.user);
+        // Only when it is written: the check is a parse of the name.
+        let claimed = || loggable_user(creds.user());
         if seen.logged {
-            seen.user = Some(claimed.to_string());
+            seen.user = Some(claimed().to_string());
         }
-        let grant = match self.verifier.verify(&creds.user, creds.password.expose(), client_ip).await {
+        let grant = match self.verifier.verify(creds.user(), creds.password(), client_ip).await {
             Ok(g) => g,
             Err(VerifyError::StoreUnavailable) => return Err(GatewayError::StoreUnavailable),
             Err(VerifyError::Busy) => return Err(GatewayError::Busy),
             Err(VerifyError::Throttled(retry_after)) => {
-                tracing::info!(target: "davgate::auth", user = claimed, ip = %client_ip, "throttled");
+                tracing::info!(target: "davgate::auth", user = claimed(), ip = %client_ip, "throttled");
                 return Err(GatewayError::TooManyAttempts { retry_after_secs: retry_after.as_secs().max(1) });
             }
             Err(why) => {
-                tracing::info!(target: "davgate::auth", user = claimed, ip = %client_ip, reason = %why, "auth failure");
+                tracing::info!(target: "davgate::auth", user = claimed(), ip = %client_ip, reason = %why, "auth failure");
                 return Err(GatewayError::Unauthorized);
             }
         };
