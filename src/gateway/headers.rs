@@ -160,12 +160,11 @@ pub fn prepare_request(headers: &mut HeaderMap, f: &Forwarding<'_>) -> Result<()
     // Gone: hop-by-hop headers, our credentials, `Expect` (we answer
     // `100-continue` ourselves when the body is first read, so the backend
     // gets the body straight away), every identity and proxy header a
-    // client could forge, and `Host`, which is set again below.
+    // client could forge. (`Host` is settled below.)
     remove_where(headers, |name| {
         is_hop_by_hop(name)
             || name == "authorization"
             || name == "expect"
-            || name == "host"
             || is_identity_spelling(name, f.identity_header)
             || is_proxy_header(name)
     });
@@ -176,8 +175,19 @@ pub fn prepare_request(headers: &mut HeaderMap, f: &Forwarding<'_>) -> Result<()
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(f.proto));
     if let Some(host) = &f.host {
         headers.insert(X_FORWARDED_HOST, host.clone());
-        if f.preserve_host {
-            headers.insert(header::HOST, host.clone());
+    }
+    // The client's host, or none (the upstream client then sends its own).
+    // Usually the one `Host` there already is: left as it is, no lookup
+    // to remove it and another to put it back.
+    match &f.host {
+        Some(host) if f.preserve_host => {
+            let mut present = headers.get_all(header::HOST).iter();
+            if !(present.next() == Some(host) && present.next().is_none()) {
+                headers.insert(header::HOST, host.clone());
+            }
+        }
+        _ => {
+            headers.remove(header::HOST);
         }
     }
     Ok(())
@@ -315,6 +325,24 @@ mod tests {
         h.insert(header::ETAG, HeaderValue::from_static("\"1\""));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.keys().collect::<Vec<_>>(), [header::ETAG]);
+    }
+
+    #[test]
+    fn the_backend_gets_one_host_the_clients_or_none() {
+        let identity = HeaderName::from_static("x-remote-user");
+        let prepared = |hosts: &[&'static str], preserve_host: bool| {
+            let mut h = HeaderMap::new();
+            for host in hosts {
+                h.append(header::HOST, HeaderValue::from_static(host));
+            }
+            prepare_request(&mut h, &Forwarding { preserve_host, ..forwarding(&identity) }).unwrap();
+            h.get_all(header::HOST).iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(prepared(&["dav.example"], true), ["dav.example"]);
+        assert_eq!(prepared(&[], true), ["dav.example"], "absolute-form: the target's authority");
+        assert_eq!(prepared(&["other.example"], true), ["dav.example"]);
+        assert_eq!(prepared(&["dav.example", "dav.example"], true), ["dav.example"]);
+        assert!(prepared(&["dav.example"], false).is_empty(), "the upstream client sets its own");
     }
 
     #[test]
