@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod credentials;
 pub mod headers;
 pub mod scope;
+mod thread_cache;
 pub mod throttle;
 pub mod upstream;
 pub mod verify;

@@ -13,6 +13,7 @@
 //! check keeps a verification that raced with them from re-inserting.
 
 use super::scope::Scope;
+use super::thread_cache;
 use super::throttle::{Throttle, Verdict};
 use crate::metrics::Metrics;
 use crate::password::{self, AppPasswordId};
@@ -74,7 +75,7 @@ impl VerifyError {
     }
 }
 
-type CacheKey = [u8; 32];
+use thread_cache::CacheKey;
 
 /// Per-entry lifetime: the configured TTL, cut short by the password's expiry.
 struct GrantExpiry {
@@ -95,13 +96,19 @@ enum Cached {
     Stale(Arc<Grant>),
 }
 
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
+
 /// Verified credentials, keyed by a keyed hash of the credential.
 pub struct VerifyCache {
     cache: moka::future::Cache<CacheKey, Arc<Grant>>,
     key: [u8; 32],
-    /// Bumped by every invalidation; a verification that started before a
-    /// bump must not cache its result.
+    /// Bumped by every invalidation, before and after it (see
+    /// [`thread_cache`]); a verification that started before a bump must
+    /// not cache its result.
     epoch: AtomicU64,
+    /// Tells this cache's thread copies from another's (tests run several).
+    id: u64,
+    ttl: Duration,
     /// Orders "check epoch + insert" against "bump + invalidate".
     insert_lock: tokio::sync::Mutex<()>,
     /// The oldest a hit may be, in ms; `u64::MAX` for no bound beyond the
@@ -124,6 +131,8 @@ impl VerifyCache {
             cache,
             key: rand::random(),
             epoch: AtomicU64::new(0),
+            id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
+            ttl,
             insert_lock: tokio::sync::Mutex::new(()),
             max_age_ms: AtomicU64::new(u64::MAX),
             stale_before_ms: AtomicU64::new(0),
@@ -140,9 +149,19 @@ impl VerifyCache {
     }
 
     async fn get(&self, key: &CacheKey) -> Option<Cached> {
-        let grant = self.cache.get(key).await?;
+        // Read before the lookup: what is copied is tagged with it.
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let grant = match thread_cache::get(self.id, epoch, key) {
+            // moka drops entries past the TTL; a copy checks it itself.
+            Some(grant) if grant.verified_at.elapsed() < self.ttl => grant,
+            _ => {
+                let grant = self.cache.get(key).await?;
+                thread_cache::put(self.id, epoch, key, &grant);
+                grant
+            }
+        };
         if grant.expires.is_some_and(|e| e <= unix_now()) {
-            self.cache.invalidate(key).await;
+            self.forget(key).await;
             return None;
         }
         let max_age = self.max_age_ms.load(Ordering::Relaxed);
@@ -163,12 +182,21 @@ impl VerifyCache {
         }
     }
 
+    /// Drops one entry, and this thread's copy of it.
+    async fn forget(&self, key: &CacheKey) {
+        thread_cache::forget(key);
+        self.cache.invalidate(key).await;
+    }
+
     async fn invalidate_where(&self, predicate: impl Fn(&Grant) -> bool + Send + Sync + 'static) {
         let _guard = self.insert_lock.lock().await;
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache
             .invalidate_entries_if(move |_, g| predicate(g))
             .expect("invalidation closures are enabled at build time");
+        // Again: a lookup that read the first bump may have found an entry
+        // just before moka learned of the predicate, and copied it.
+        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Drops every cached credential of `user` (disable, app access off, revoke-all).
@@ -415,7 +443,7 @@ impl Verifier {
             }
             Err(VerifyError::StoreUnavailable) => Err(VerifyError::StoreUnavailable),
             Err(refusal) => {
-                self.cache.cache.invalidate(&key).await;
+                self.cache.forget(&key).await;
                 Err(refusal)
             }
         }
@@ -487,5 +515,55 @@ mod tests {
         assert!(!Arc::ptr_eq(&first.check, &after_revocation.check));
         drop((first, same, other_credential, after_revocation));
         assert!(in_flight.checks.lock().unwrap().is_empty());
+    }
+
+    fn grant(id: &str, user: &str) -> Arc<Grant> {
+        Arc::new(Grant {
+            password_id: id.into(),
+            user: user.into(),
+            scope: Scope::default(),
+            expires: None,
+            verified_at: Instant::now(),
+        })
+    }
+
+    async fn fresh(cache: &VerifyCache, key: &CacheKey) -> bool {
+        matches!(cache.get(key).await, Some(Cached::Fresh(_)))
+    }
+
+    /// A hit is served from this thread's copy after the first lookup; an
+    /// invalidation must still reach the very next one.
+    #[tokio::test]
+    async fn invalidations_reach_hits_served_from_the_thread_copy() {
+        let cache = VerifyCache::new(100, Duration::from_secs(600));
+        let (a, b, c) = ([1; 32], [2; 32], [3; 32]);
+        for (key, id, user) in [(a, "p1", "alice"), (b, "p2", "alice"), (c, "p3", "bob")] {
+            cache.insert_unless_invalidated(key, grant(id, user), 0).await;
+        }
+        for _ in 0..2 {
+            assert!(fresh(&cache, &a).await && fresh(&cache, &b).await && fresh(&cache, &c).await);
+        }
+        cache.invalidate_password("p1").await;
+        assert!(!fresh(&cache, &a).await, "revoked");
+        assert!(fresh(&cache, &b).await && fresh(&cache, &c).await);
+        cache.invalidate_user("alice").await;
+        assert!(!fresh(&cache, &b).await, "user disabled");
+        assert!(fresh(&cache, &c).await);
+    }
+
+    #[tokio::test]
+    async fn a_copy_expires_with_the_ttl_and_the_password() {
+        let cache = VerifyCache::new(100, Duration::from_millis(100));
+        let key = [4; 32];
+        cache.insert_unless_invalidated(key, grant("p4", "alice"), 0).await;
+        assert!(fresh(&cache, &key).await);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!fresh(&cache, &key).await, "past the TTL");
+        let expiring = Arc::new(Grant { expires: Some(unix_now() + 1), ..(*grant("p5", "alice")).clone() });
+        let cache = VerifyCache::new(100, Duration::from_secs(600));
+        cache.insert_unless_invalidated(key, expiring, 0).await;
+        assert!(fresh(&cache, &key).await);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert!(!fresh(&cache, &key).await, "the password expired");
     }
 }
