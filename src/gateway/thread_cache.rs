@@ -115,25 +115,29 @@ mod tests {
         })
     }
 
+    /// Owner ids no real cache is given (those count up from 1).
+    const OWNER: u64 = u64::MAX - 1;
+    const OTHER: u64 = u64::MAX - 2;
+
     #[test]
     fn a_copy_serves_only_its_cache_and_epoch() {
         let key = [7u8; 32];
-        put(1, 5, &key, &grant("p1"));
-        assert!(get(1, 5, &key).is_some());
-        assert!(get(1, 6, &key).is_none(), "another epoch: invalidated since");
-        assert!(get(2, 5, &key).is_none(), "another cache");
-        assert!(get(1, 5, &[8u8; 32]).is_none());
+        put(OWNER, 5, &key, &grant("p1"));
+        assert!(get(OWNER, 5, &key).is_some());
+        assert!(get(OWNER, 6, &key).is_none(), "another epoch: invalidated since");
+        assert!(get(OTHER, 5, &key).is_none(), "another cache");
+        assert!(get(OWNER, 5, &[8u8; 32]).is_none());
         forget(&key);
-        assert!(get(1, 5, &key).is_none());
+        assert!(get(OWNER, 5, &key).is_none());
     }
 
     #[test]
     fn a_newer_epoch_starts_the_copy_again() {
         let (a, b) = ([1u8; 32], [2u8; 32]);
-        put(1, 5, &a, &grant("p1"));
-        put(1, 6, &b, &grant("p2"));
-        assert!(get(1, 6, &a).is_none(), "copied in the old epoch");
-        assert!(get(1, 6, &b).is_some());
+        put(OWNER, 5, &a, &grant("p1"));
+        put(OWNER, 6, &b, &grant("p2"));
+        assert!(get(OWNER, 6, &a).is_none(), "copied in the old epoch");
+        assert!(get(OWNER, 6, &b).is_some());
     }
 
     #[test]
@@ -141,7 +145,7 @@ mod tests {
         for i in 0..=CAPACITY {
             let mut key = [0u8; 32];
             key[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            put(1, 1, &key, &grant("p1"));
+            put(OWNER, 1, &key, &grant("p1"));
         }
         COPY.with_borrow(|copy| assert_eq!(copy.grants.len(), 1));
     }

@@ -89,6 +89,16 @@ impl Expiry<CacheKey, Arc<Grant>> for GrantExpiry {
     }
 }
 
+/// What a cached grant is worth now.
+#[derive(PartialEq, Eq)]
+enum State {
+    /// The password expired since: the entry goes.
+    Expired,
+    /// Its record must be read again (see [`Cached::Stale`]).
+    Stale,
+    Fresh,
+}
+
 /// A cache hit: usable as is, or older than the bound set while a shared
 /// store's change feed is down, so its record must be read again.
 enum Cached {
@@ -151,18 +161,32 @@ impl VerifyCache {
     async fn get(&self, key: &CacheKey) -> Option<Cached> {
         // Read before the lookup: what is copied is tagged with it.
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let grant = match thread_cache::get(self.id, epoch, key) {
+        if let Some(grant) = thread_cache::get(self.id, epoch, key) {
             // moka drops entries past the TTL; a copy checks it itself.
-            Some(grant) if grant.verified_at.elapsed() < self.ttl => grant,
-            _ => {
-                let grant = self.cache.get(key).await?;
-                thread_cache::put(self.id, epoch, key, &grant);
-                grant
+            if grant.verified_at.elapsed() < self.ttl && self.state(&grant) == State::Fresh {
+                return Some(Cached::Fresh(grant));
             }
-        };
+            // Only fresh grants are served from a copy: moka has the grant
+            // a reconfirmation (on any thread) left, or nothing.
+            thread_cache::forget(key);
+        }
+        let grant = self.cache.get(key).await?;
+        match self.state(&grant) {
+            State::Expired => {
+                self.forget(key).await;
+                None
+            }
+            State::Stale => Some(Cached::Stale(grant)),
+            State::Fresh => {
+                thread_cache::put(self.id, epoch, key, &grant);
+                Some(Cached::Fresh(grant))
+            }
+        }
+    }
+
+    fn state(&self, grant: &Grant) -> State {
         if grant.expires.is_some_and(|e| e <= unix_now()) {
-            self.forget(key).await;
-            return None;
+            return State::Expired;
         }
         let max_age = self.max_age_ms.load(Ordering::Relaxed);
         let verified_ms =
@@ -170,9 +194,9 @@ impl VerifyCache {
         if (max_age != u64::MAX && grant.verified_at.elapsed() > Duration::from_millis(max_age))
             || verified_ms < self.stale_before_ms.load(Ordering::Relaxed)
         {
-            return Some(Cached::Stale(grant));
+            return State::Stale;
         }
-        Some(Cached::Fresh(grant))
+        State::Fresh
     }
 
     async fn insert_unless_invalidated(&self, key: CacheKey, grant: Arc<Grant>, epoch_seen: u64) {
@@ -531,6 +555,52 @@ mod tests {
         matches!(cache.get(key).await, Some(Cached::Fresh(_)))
     }
 
+    fn copied(cache: &VerifyCache, key: &CacheKey) -> bool {
+        thread_cache::get(cache.id, cache.epoch.load(Ordering::SeqCst), key).is_some()
+    }
+
+    /// Another thread (the admin API, a change feed) revokes while this
+    /// one holds a copy.
+    #[tokio::test]
+    async fn an_invalidation_on_another_thread_reaches_this_threads_copy() {
+        let cache = Arc::new(VerifyCache::new(100, Duration::from_secs(600)));
+        let key = [6; 32];
+        cache.insert_unless_invalidated(key, grant("p7", "alice"), 0).await;
+        assert!(fresh(&cache, &key).await && copied(&cache, &key));
+        let other = cache.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(other.invalidate_password("p7"));
+        })
+        .join()
+        .unwrap();
+        assert!(!fresh(&cache, &key).await);
+    }
+
+    /// After a change feed outage every grant is stale once; the grant a
+    /// reconfirmation leaves in moka must replace the copy, or every
+    /// request would read the store again.
+    #[tokio::test]
+    async fn a_reconfirmed_grant_replaces_the_stale_copy() {
+        let cache = VerifyCache::new(100, Duration::from_secs(600));
+        let key = [7; 32];
+        cache.insert_unless_invalidated(key, grant("p8", "alice"), 0).await;
+        assert!(fresh(&cache, &key).await && copied(&cache, &key));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        cache.mark_all_stale();
+        assert!(matches!(cache.get(&key).await, Some(Cached::Stale(_))));
+        assert!(!copied(&cache, &key), "a stale copy is dropped");
+        // Past the millisecond that `mark_all_stale` covers.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let reconfirmed = grant("p8", "alice");
+        cache.insert_unless_invalidated(key, reconfirmed.clone(), cache.epoch.load(Ordering::SeqCst)).await;
+        match cache.get(&key).await {
+            Some(Cached::Fresh(g)) => assert!(Arc::ptr_eq(&g, &reconfirmed)),
+            _ => panic!("the reconfirmed grant is fresh"),
+        }
+        assert!(copied(&cache, &key));
+    }
+
     /// A hit is served from this thread's copy after the first lookup; an
     /// invalidation must still reach the very next one.
     #[tokio::test]
@@ -543,6 +613,7 @@ mod tests {
         for _ in 0..2 {
             assert!(fresh(&cache, &a).await && fresh(&cache, &b).await && fresh(&cache, &c).await);
         }
+        assert!(copied(&cache, &a), "served from this thread's copy");
         cache.invalidate_password("p1").await;
         assert!(!fresh(&cache, &a).await, "revoked");
         assert!(fresh(&cache, &b).await && fresh(&cache, &c).await);
