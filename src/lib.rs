@@ -10,11 +10,13 @@
 //! The request path, in the order a request meets it:
 //!
 //! - [`server`]: TCP/TLS listener, HTTP/1.1 + HTTP/2, one single-threaded
-//!   event loop per worker thread (each with its own gateway), timeouts,
-//!   connection limit, graceful shutdown.
+//!   event loop per worker thread (each with its own gateway), timeouts
+//!   (on reused timers: [`sleep_pool`]), connection limit, graceful
+//!   shutdown.
 //! - [`gateway::credentials`]: the Basic header (RFC 7617).
-//! - [`gateway::verify`]: verify cache (keyed hash → grant), then one store
-//!   read and one argon2id verification on a bounded pool.
+//! - [`gateway::verify`]: verify cache (keyed hash → grant; each serving
+//!   thread keeps copies of the grants it uses), then one store read and
+//!   one argon2id verification on a bounded pool.
 //! - [`gateway::scope`]: path normalisation and the scope decision.
 //! - [`activity`]: last activity in memory, flushed in batches.
 //! - [`gateway::headers`] and [`gateway::upstream`]: identity header,
