@@ -37,6 +37,7 @@ impl std::fmt::Debug for BasicCredentials {
     }
 }
 
+/// Extracts Basic credentials; `None` when absent, repeated or malformed.
 pub fn basic(headers: &HeaderMap) -> Option<BasicCredentials> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next()?;
