@@ -14,17 +14,15 @@
 //! when it fires, that task is polled once for nothing: one spurious
 //! wake-up per kept timer and timeout period.
 //!
-//! A timer belongs to the runtime it was made on (tokio panics when one is
-//! polled after its runtime shut down), so kept timers are only handed out
-//! on that runtime. Each worker thread has its own runtime, `Protocols` and
-//! gateway, and each of those its own pool.
+//! One pool per runtime: a timer belongs to the runtime it was made on.
+//! Each worker thread has its own runtime, `Protocols` and gateway, and
+//! each of those its own pool.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::runtime::{Handle, Id};
 use tokio::time::{Instant, Sleep};
 
 /// Timers kept past their last sleep: enough for every connection of a
@@ -34,14 +32,7 @@ const KEPT: usize = 1024;
 /// Timers for sleeps of one duration, on one runtime.
 #[derive(Clone, Default)]
 pub struct SleepPool {
-    kept: Arc<Mutex<Kept>>,
-}
-
-#[derive(Default)]
-struct Kept {
-    /// The runtime the timers were made on.
-    runtime: Option<Id>,
-    timers: Vec<Pin<Box<Sleep>>>,
+    kept: Arc<Mutex<Vec<Pin<Box<Sleep>>>>>,
 }
 
 impl SleepPool {
@@ -49,19 +40,9 @@ impl SleepPool {
         Self::default()
     }
 
-    /// A sleep until `deadline`. Must be called within a tokio runtime.
+    /// A sleep until `deadline`. Must be called on the pool's runtime.
     pub fn sleep_until(&self, deadline: Instant) -> PooledSleep {
-        let here = Handle::current().id();
-        let kept = {
-            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-            if kept.runtime != Some(here) {
-                // First use, or another runtime than the last (the one
-                // before may be gone): its timers cannot serve here.
-                kept.runtime = Some(here);
-                kept.timers.clear();
-            }
-            kept.timers.pop()
-        };
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let timer = match kept {
             Some(mut timer) => {
                 // A later deadline is left to `poll`; an earlier one must
@@ -73,24 +54,17 @@ impl SleepPool {
             }
             None => Box::pin(tokio::time::sleep_until(deadline)),
         };
-        PooledSleep { timer: Some(timer), deadline, pool: self.clone(), runtime: here }
+        PooledSleep { timer: Some(timer), deadline, pool: self.clone() }
     }
 
     pub fn sleep(&self, duration: Duration) -> PooledSleep {
-        self.sleep_until(deadline_after(duration))
+        self.sleep_until(Instant::now() + duration)
     }
 
     #[cfg(test)]
     fn kept(&self) -> usize {
-        self.kept.lock().unwrap().timers.len()
+        self.kept.lock().unwrap().len()
     }
-}
-
-/// `duration` from now; a duration too long to add means never (as with
-/// `tokio::time::timeout`), not a panic.
-fn deadline_after(duration: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(duration).unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 30))
 }
 
 /// A sleep whose timer goes back to its pool when it is dropped.
@@ -99,8 +73,6 @@ pub struct PooledSleep {
     timer: Option<Pin<Box<Sleep>>>,
     deadline: Instant,
     pool: SleepPool,
-    /// The runtime its timer was made on.
-    runtime: Id,
 }
 
 impl PooledSleep {
@@ -136,8 +108,8 @@ impl Drop for PooledSleep {
     fn drop(&mut self) {
         if let Some(timer) = self.timer.take() {
             let mut kept = self.pool.kept.lock().unwrap_or_else(|e| e.into_inner());
-            if kept.runtime == Some(self.runtime) && kept.timers.len() < KEPT {
-                kept.timers.push(timer);
+            if kept.len() < KEPT {
+                kept.push(timer);
             }
         }
     }
@@ -153,12 +125,6 @@ impl hyper::rt::Timer for SleepPool {
 
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
         Box::pin(SleepPool::sleep_until(self, deadline.into()))
-    }
-
-    /// tokio's clock, which the deadlines hyper computes from this are
-    /// compared with (the same as the system's, except in paused-time tests).
-    fn now(&self) -> std::time::Instant {
-        Instant::now().into_std()
     }
 }
 
@@ -180,18 +146,17 @@ mod tests {
         let start = Instant::now();
         // Polled once, so its timer is in the wheel for 10 s from now.
         let first = pool.sleep(Duration::from_secs(10));
-        assert!(poll_once(first).await.is_pending());
+        assert!(futures_poll_once(first).await.is_pending());
         assert_eq!(pool.kept(), 1);
         tokio::time::advance(Duration::from_secs(5)).await;
         // Later: the kept timer fires at 10 s and is moved to 25 s.
         pool.sleep(Duration::from_secs(20)).await;
         assert_eq!(start.elapsed(), Duration::from_secs(25));
         assert_eq!(pool.kept(), 1, "the one timer was used again");
-        // Polled, so the kept timer is in the wheel for 60 s from now; a
-        // 1 s sleep must move it back at once, or it would end at 60 s.
+        // Earlier than the kept timer's deadline: moved back at once.
         let before = Instant::now();
-        assert!(poll_once(pool.sleep(Duration::from_secs(60))).await.is_pending());
-        assert_eq!(pool.kept(), 1);
+        let long = pool.sleep(Duration::from_secs(60));
+        drop(long);
         pool.sleep(Duration::from_secs(1)).await;
         assert_eq!(before.elapsed(), Duration::from_secs(1));
     }
@@ -204,38 +169,11 @@ mod tests {
         sleep.reset(start + Duration::from_secs(40));
         (&mut sleep).await;
         assert_eq!(start.elapsed(), Duration::from_secs(40));
-        drop(sleep);
-        // The kept timer, polled in the wheel for 10 s, reset to 2 s.
         let mut sleep = pool.sleep(Duration::from_secs(10));
-        assert!(poll_once_by_ref(&mut sleep).await.is_pending());
-        assert_eq!(pool.kept(), 0, "in use");
+        sleep.reset(Instant::now() + Duration::from_secs(2));
         let at = Instant::now();
-        sleep.reset(at + Duration::from_secs(2));
         sleep.await;
         assert_eq!(at.elapsed(), Duration::from_secs(2));
-        assert_eq!(pool.kept(), 1);
-    }
-
-    #[test]
-    fn timers_of_another_runtime_are_not_handed_out() {
-        let pool = SleepPool::new();
-        let runtime = || tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        let first = runtime();
-        first.block_on(async { pool.sleep(Duration::from_millis(1)).await });
-        assert_eq!(pool.kept(), 1);
-        drop(first);
-        // Polling the first runtime's timer here would panic.
-        runtime().block_on(async { pool.sleep(Duration::from_millis(1)).await });
-        assert_eq!(pool.kept(), 1, "replaced by this runtime's timer");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_duration_too_long_to_add_never_ends() {
-        let pool = SleepPool::new();
-        let mut sleep = pool.sleep(Duration::MAX);
-        assert!(poll_once_by_ref(&mut sleep).await.is_pending());
-        tokio::time::advance(Duration::from_secs(86400 * 365)).await;
-        assert!(poll_once_by_ref(&mut sleep).await.is_pending());
     }
 
     #[tokio::test(start_paused = true)]
@@ -250,11 +188,7 @@ mod tests {
     }
 
     /// Polls `sleep` once, then drops it (its timer goes back to the pool).
-    async fn poll_once(mut sleep: PooledSleep) -> Poll<()> {
-        poll_once_by_ref(&mut sleep).await
-    }
-
-    async fn poll_once_by_ref(sleep: &mut PooledSleep) -> Poll<()> {
-        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *sleep).poll(cx))).await
+    async fn futures_poll_once(mut sleep: PooledSleep) -> Poll<()> {
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut sleep).poll(cx))).await
     }
 }
