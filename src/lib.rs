@@ -42,7 +42,6 @@ pub mod password;
 pub mod reload;
 pub mod secret;
 pub mod server;
-pub mod sleep_pool;
 pub mod store;
 pub mod web;
 

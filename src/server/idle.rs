@@ -4,28 +4,24 @@
 //! HTTP/2 has no such timer, so this wrapper ends a connection whose reads
 //! and writes have all been quiet for the configured time.
 
-use crate::sleep_pool::{PooledSleep, SleepPool};
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 pub struct IdleTimeout<T> {
     inner: T,
     timeout: Duration,
     last_activity: Instant,
-    timer: PooledSleep,
+    timer: Pin<Box<Sleep>>,
 }
 
 impl<T> IdleTimeout<T> {
-    /// `timers` hands out sleeps of `timeout` (the worker's pool for it), so
-    /// a new connection reuses the timer of one that closed.
-    pub fn new(inner: T, timeout: Duration, timers: &SleepPool) -> Self {
+    pub fn new(inner: T, timeout: Duration) -> Self {
         let now = Instant::now();
-        Self { inner, timeout, last_activity: now, timer: timers.sleep_until(now + timeout) }
+        Self { inner, timeout, last_activity: now, timer: Box::pin(tokio::time::sleep_until(now + timeout)) }
     }
 
     /// `Ready(Err)` once the connection has been quiet for the whole timeout.
@@ -35,14 +31,14 @@ impl<T> IdleTimeout<T> {
     /// request was a measurable cost on the keep-alive path.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         loop {
-            match Pin::new(&mut self.timer).poll(cx) {
+            match self.timer.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(()) => {
                     let deadline = self.last_activity + self.timeout;
                     if Instant::now() >= deadline {
                         return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle"));
                     }
-                    self.timer.reset(deadline);
+                    self.timer.as_mut().reset(deadline);
                 }
             }
         }

@@ -10,7 +10,6 @@ pub mod tls;
 use crate::config::ServerConfig;
 use crate::gateway::{Gateway, Peer};
 use crate::metrics::Metrics;
-use crate::sleep_pool::SleepPool;
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -141,7 +140,6 @@ impl Worker {
         let listener = TcpListener::from_std(self.listener)?;
         let tls = self.live.tls.is_some();
         let protocols = Arc::new(Protocols::new(self.config.header_read_timeout));
-        let idle_timers = SleepPool::new();
         let graceful = GracefulShutdown::new();
         loop {
             let (tcp, addr) = tokio::select! {
@@ -163,7 +161,7 @@ impl Worker {
             if !listen::NODELAY_INHERITED {
                 let _ = tcp.set_nodelay(true);
             }
-            let io = IdleTimeout::new(tcp, self.config.idle_timeout, &idle_timers);
+            let io = IdleTimeout::new(tcp, self.config.idle_timeout);
             let connection = Connection {
                 protocols: protocols.clone(),
                 watcher: graceful.watcher(),
@@ -306,8 +304,7 @@ mod tests {
             peer: Peer { addr, tls: false },
             _slot: Slot::new(Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(), metrics),
         };
-        let timers = SleepPool::new();
-        let task = connection.serve(IdleTimeout::new(tcp, std::time::Duration::from_secs(1), &timers));
+        let task = connection.serve(IdleTimeout::new(tcp, std::time::Duration::from_secs(1)));
         let size = std::mem::size_of_val(&task);
         eprintln!("plain connection task: {size} bytes");
         // ~1.5 KiB in both debug and release builds now.

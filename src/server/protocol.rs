@@ -8,7 +8,6 @@
 //! client sent (usually the whole request), and hyper gets those bytes back
 //! through [`Rewind`] before it reads the socket itself.
 
-use crate::sleep_pool::SleepPool;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -39,22 +38,17 @@ pub struct Protocols {
     /// this one bounds the wait for the first bytes (a client dribbling
     /// the preface byte by byte included).
     first_bytes_timeout: Duration,
-    /// Timers for `header_read_timeout`, shared with hyper's HTTP/1 side.
-    header_timers: SleepPool,
 }
 
 impl Protocols {
     pub fn new(header_read_timeout: Duration) -> Self {
         let mut h1 = http1::Builder::new();
-        // A pool, not `TokioTimer`: hyper makes a new header-read timer for
-        // every request head (see `sleep_pool`).
-        let header_timers = SleepPool::new();
-        h1.timer(header_timers.clone()).header_read_timeout(header_read_timeout).keep_alive(true);
+        h1.timer(TokioTimer::new()).header_read_timeout(header_read_timeout).keep_alive(true);
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         // No h2 keep-alive pings: they would count as traffic and keep an idle
         // connection alive forever; `IdleTimeout` closes quiet connections.
         h2.timer(TokioTimer::new()).max_concurrent_streams(MAX_CONCURRENT_STREAMS);
-        Self { h1, h2, first_bytes_timeout: header_read_timeout, header_timers }
+        Self { h1, h2, first_bytes_timeout: header_read_timeout }
     }
 
     /// Serves `io` until the client is done, the connection fails, or a
@@ -81,8 +75,10 @@ impl Protocols {
             // Bytes already there win over shutdown: a request that reached
             // us is answered (hyper then closes the connection).
             biased;
-            sniffed = sniff(&mut io) => sniffed?,
-            _ = self.header_timers.sleep(self.first_bytes_timeout) => return Ok(()),
+            sniffed = tokio::time::timeout(self.first_bytes_timeout, sniff(&mut io)) => match sniffed {
+                Ok(sniffed) => sniffed?,
+                Err(_) => return Ok(()),
+            },
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         };
         let io = TokioIo::new(Rewind { prefix: first, inner: io });

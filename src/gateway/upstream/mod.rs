@@ -8,7 +8,6 @@ mod pool;
 
 use crate::config::UpstreamConfig;
 use crate::error::{Body, GatewayError};
-use crate::sleep_pool::SleepPool;
 use http::header::HOST;
 use http::{HeaderValue, Method, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
@@ -18,9 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use pool::{Pool, PooledBody};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 use tower_service::Service;
 
@@ -36,9 +33,6 @@ pub struct Upstream {
     host: HeaderValue,
     pool: Arc<Pool<Incoming>>,
     timeout: Duration,
-    /// Timers for `timeout`, one per exchange in flight; this gateway's
-    /// worker is the only runtime that uses them.
-    timers: SleepPool,
 }
 
 /// Why no response came back; what the client is told comes from here.
@@ -88,7 +82,6 @@ impl Upstream {
             host,
             pool: Pool::new(config.pool_max_idle_per_host, config.pool_idle_timeout),
             timeout: config.timeout,
-            timers: SleepPool::new(),
         })
     }
 
@@ -104,20 +97,20 @@ impl Upstream {
         *req.uri_mut() = origin_form(req.uri())?;
         *req.version_mut() = Version::HTTP_11;
         req.headers_mut().entry(HOST).or_insert_with(|| self.host.clone());
-        let (response, sender) = match self.exchange_within_timeout(req).await {
-            None => {
+        let (response, sender) = match tokio::time::timeout(self.timeout, self.exchange(req)).await {
+            Err(_) => {
                 tracing::warn!(timeout = ?self.timeout, "backend timed out");
                 return Err(GatewayError::GatewayTimeout);
             }
-            Some(Err(SendError::Unreachable(e))) => {
+            Ok(Err(SendError::Unreachable(e))) => {
                 tracing::warn!(error = %e, "backend unreachable");
                 return Err(GatewayError::BadGateway("the backend is unreachable"));
             }
-            Some(Err(SendError::Failed(e))) => {
+            Ok(Err(SendError::Failed(e))) => {
                 tracing::warn!(error = %e, "backend request failed");
                 return Err(GatewayError::BadGateway("the backend connection failed"));
             }
-            Some(Ok(answer)) => answer,
+            Ok(Ok(answer)) => answer,
         };
         let (mut parts, body) = response.into_parts();
         // Answer in the client's version: a backend speaking HTTP/1.0 (Radicale's
@@ -126,20 +119,6 @@ impl Upstream {
         super::headers::strip_hop_by_hop(&mut parts.headers);
         let body = PooledBody::new(body, sender, self.pool.clone());
         Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()))
-    }
-
-    /// [`Self::exchange`], or `None` after `upstream.timeout`.
-    async fn exchange_within_timeout(
-        &self,
-        req: Request<Incoming>,
-    ) -> Option<Result<(Response<Incoming>, SendRequest<Incoming>), SendError>> {
-        let mut exchange = std::pin::pin!(self.exchange(req));
-        let mut timer = self.timers.sleep(self.timeout);
-        std::future::poll_fn(|cx| match exchange.as_mut().poll(cx) {
-            Poll::Ready(answer) => Poll::Ready(Some(answer)),
-            Poll::Pending => Pin::new(&mut timer).poll(cx).map(|()| None),
-        })
-        .await
     }
 
     /// Sends on an idle pooled connection, or a new one. A request that a
