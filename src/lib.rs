@@ -10,9 +10,8 @@
 //! The request path, in the order a request meets it:
 //!
 //! - [`server`]: TCP/TLS listener, HTTP/1.1 + HTTP/2, one single-threaded
-//!   event loop per worker thread (each with its own gateway), timeouts
-//!   (on reused timers: [`sleep_pool`]), connection limit, graceful
-//!   shutdown.
+//!   event loop per worker thread (each with its own gateway), timeouts,
+//!   connection limit, graceful shutdown.
 //! - [`gateway::credentials`]: the Basic header (RFC 7617).
 //! - [`gateway::verify`]: verify cache (keyed hash → grant; each serving
 //!   thread keeps copies of the grants it uses), then one store read and
