@@ -2,7 +2,7 @@
 //!
 //! A moka lookup is ~1.5k instructions of a cached request (hashing, an
 //! epoch-protected read, a read record for its eviction policy), 3 % of
-//! it (BENCHMARKS.md, item 13). A worker thread sees the same few
+//! it (BENCHMARKS.md, item 15). A worker thread sees the same few
 //! credentials over and over; here it finds them in a plain map first.
 //!
 //! Nothing here outlives an invalidation: every entry is tagged with the

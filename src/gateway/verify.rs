@@ -13,7 +13,7 @@
 //! check keeps a verification that raced with them from re-inserting.
 
 use super::scope::Scope;
-use super::thread_cache;
+use super::thread_cache::{self, CacheKey};
 use super::throttle::{Throttle, Verdict};
 use crate::metrics::Metrics;
 use crate::password::{self, AppPasswordId};
@@ -74,8 +74,6 @@ impl VerifyError {
         !matches!(self, Self::StoreUnavailable | Self::Throttled(_) | Self::Busy)
     }
 }
-
-use thread_cache::CacheKey;
 
 /// Per-entry lifetime: the configured TTL, cut short by the password's expiry.
 struct GrantExpiry {
