@@ -20,6 +20,8 @@
 //! - [`activity`]: last activity in memory, flushed in batches.
 //! - [`gateway::headers`] and [`gateway::upstream`]: identity header,
 //!   hop-by-hop removal, the pooled upstream client.
+//! - [`gateway::unread_body`]: a body davgate does not forward is read
+//!   when small, or the answer closes the connection.
 //! - [`gateway::access_log`] and [`metrics`]: one log line and one counter
 //!   per request.
 //!

@@ -157,6 +157,172 @@ async fn expect_continue_upload_is_refused_unread_without_credentials_and_works_
     assert!(!seen[0].headers.contains_key("expect"));
 }
 
+/// A PROPFIND body, as the caldav library sends after its unauthenticated
+/// first try.
+const PROPFIND_BODY: &[u8] =
+    b"<?xml version=\"1.0\"?><propfind xmlns=\"DAV:\"><prop><current-user-principal/></prop></propfind>";
+
+/// Writes `head`, then `body` 50 ms later: urllib3 (under niquests and the
+/// caldav library) sends a request's head and body in two writes.
+async fn head_then_body(gate: &Gate, head: &str, body: &[u8]) -> tokio::net::TcpStream {
+    let mut tcp = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    if !body.is_empty() {
+        tcp.write_all(body).await.unwrap();
+    }
+    tcp
+}
+
+fn says_close(head: &str) -> bool {
+    head.lines().any(|l| l.to_ascii_lowercase().replace(' ', "") == "connection:close")
+}
+
+/// Whether the server closes `tcp` (within 10 s) rather than leaving it open.
+async fn closes(tcp: &mut tokio::net::TcpStream) -> bool {
+    let mut rest = Vec::new();
+    matches!(tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read_to_end(&mut rest)).await, Ok(Ok(0)))
+}
+
+/// davgate answers 401 or 403 itself, before the client has sent the body.
+/// hyper would then close the connection after the answer without saying
+/// so, and a client sending its next request on it would lose that request
+/// ("Remote end closed connection without response", the caldav library's
+/// auth negotiation). The small body is read first; the connection stays
+/// usable. So it does after a forwarded request whose body came late.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_refused_before_its_body_arrived_leaves_the_connection_usable() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start(&backend.url()).await;
+    let pw = gate.password("alice", all()).await;
+    let reader = gate.password("alice", davgate::gateway::scope::Scope { read_only: true, ..all() }).await;
+    let length = PROPFIND_BODY.len();
+    let requests = [
+        (format!("PROPFIND /alice/ HTTP/1.1\r\nHost: x\r\nDepth: 0\r\nContent-Length: {length}\r\n\r\n"), 401),
+        (
+            format!(
+                "PUT /alice/e.ics HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: {length}\r\n\r\n",
+                common::client::basic("alice", &reader)
+            ),
+            403,
+        ),
+        // Forwarded: the backend reads the whole body, so no reason to close.
+        (
+            format!(
+                "PUT /alice/e.ics HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: {length}\r\n\r\n",
+                common::client::basic("alice", &pw)
+            ),
+            200,
+        ),
+    ];
+    let next =
+        format!("GET /alice/ HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n", common::client::basic("alice", &pw));
+    for (head, status) in requests {
+        let mut tcp = head_then_body(&gate, &head, PROPFIND_BODY).await;
+        let (answer, _) = common::client::read_response(&mut tcp).await.expect("no answer");
+        assert_eq!(raw_status(&answer), status, "{answer}");
+        assert!(!says_close(&answer), "{answer}");
+        const CLOSED: &str = "the connection was closed after an answer that did not say so";
+        tcp.write_all(next.as_bytes()).await.expect(CLOSED);
+        let (answer, _) = common::client::read_response(&mut tcp).await.expect(CLOSED);
+        assert_eq!(raw_status(&answer), 200, "{answer}");
+    }
+    assert_eq!(backend.count(), 4, "the PUT and the GETs were forwarded, nothing else");
+    let put = backend.seen().into_iter().find(|seen| seen.method == "PUT").unwrap();
+    assert_eq!(put.body.as_ref(), PROPFIND_BODY);
+}
+
+/// A body davgate will not wait for: one behind `Expect: 100-continue`
+/// (never asked for), one longer than it drains, one that does not come.
+/// The answer says `Connection: close`, and the connection is closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_request_whose_body_is_not_read_is_answered_with_connection_close() {
+    let backend = Recorder::start().await;
+    let gate = Gate::start(&backend.url()).await;
+    let requests = [
+        ("PUT /alice/big.ics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n", &b""[..]),
+        ("PUT /alice/big.ics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n", &[b'x'; 4096][..]),
+        ("PROPFIND /alice/ HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n", &b""[..]),
+        ("PUT /alice/e.ics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", &b"5\r\nhello\r\n"[..]),
+    ];
+    for (head, body) in requests {
+        let mut tcp = head_then_body(&gate, head, body).await;
+        let (answer, _) = common::client::read_response(&mut tcp).await.expect("no answer");
+        assert_eq!(raw_status(&answer), 401, "{head}: {answer}");
+        assert!(says_close(&answer), "{head}: {answer}");
+        assert!(closes(&mut tcp).await, "{head}: the connection stayed open");
+    }
+    assert_eq!(backend.count(), 0);
+}
+
+/// A backend that answers `403` from the head alone and closes without
+/// reading the body (Radicale refuses a PUT this way): the client's body
+/// is not all read when the answer goes out, so the answer either says
+/// `Connection: close` or the connection takes the next request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_answer_before_the_body_arrived_does_not_strand_the_next_request() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && matches!(tcp.read(&mut byte).await, Ok(1)) {
+                    head.push(byte[0]);
+                }
+                if head.starts_with(b"PUT") {
+                    let _ = tcp
+                        .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
+                } else {
+                    let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").await;
+                }
+            });
+        }
+    });
+    let gate = Gate::start(&format!("http://{backend}")).await;
+    let pw = gate.password("alice", all()).await;
+    let auth = common::client::basic("alice", &pw);
+    for length in [4096, 256 * 1024] {
+        let head = format!(
+            "PUT /alice/e.ics HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: {length}\r\n\r\n"
+        );
+        let mut tcp = head_then_body(&gate, &head, &vec![b'x'; length]).await;
+        let (answer, _) = common::client::read_response(&mut tcp).await.expect("no answer");
+        assert_eq!(raw_status(&answer), 403, "{answer}");
+        if says_close(&answer) {
+            assert!(closes(&mut tcp).await, "{length}: the connection stayed open");
+        } else {
+            const CLOSED: &str = "the connection was closed after an answer that did not say so";
+            let next = format!("GET /alice/ HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n");
+            tcp.write_all(next.as_bytes()).await.expect(CLOSED);
+            let (answer, _) = common::client::read_response(&mut tcp).await.expect(CLOSED);
+            assert_eq!(raw_status(&answer), 200, "{length}: {answer}");
+        }
+    }
+}
+
+/// The backend cannot be reached: the body was never sent on, so the
+/// client's connection is closed, and the answer says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forward_that_failed_with_a_body_unsent_says_connection_close() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let gate = Gate::start(&format!("http://{dead}")).await;
+    let pw = gate.password("alice", all()).await;
+    let head = format!(
+        "PUT /alice/e.ics HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n",
+        common::client::basic("alice", &pw),
+        PROPFIND_BODY.len()
+    );
+    let mut tcp = head_then_body(&gate, &head, PROPFIND_BODY).await;
+    let (answer, _) = common::client::read_response(&mut tcp).await.expect("no answer");
+    assert_eq!(raw_status(&answer), 502, "{answer}");
+    assert!(says_close(&answer), "{answer}");
+    assert!(closes(&mut tcp).await, "the connection stayed open");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_upstream_gives_504_with_a_reason() {
     let backend = Recorder::start().await;

@@ -1,8 +1,10 @@
 //! The request path: credentials → verify → scope → activity → forward.
 //!
 //! Authentication happens before the body is touched, so an unauthenticated
-//! `Expect: 100-continue` upload is refused without being received. No
-//! request reaches the backend without a verified app password.
+//! `Expect: 100-continue` upload is refused without being received; a
+//! small body that comes with a refused request is read and dropped, so the
+//! client's connection stays usable ([`unread_body`]). No request reaches
+//! the backend without a verified app password.
 
 pub mod access_log;
 pub mod credentials;
@@ -10,6 +12,7 @@ pub mod headers;
 pub mod scope;
 mod thread_cache;
 pub mod throttle;
+pub mod unread_body;
 pub mod upstream;
 pub mod verify;
 
@@ -93,7 +96,7 @@ impl Gateway {
         if self.is_trusted(peer.addr.ip()) && forwarded_https { "https" } else { "http" }
     }
 
-    pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+    pub async fn handle(&self, mut req: Request<Incoming>, peer: Peer) -> Response<Body> {
         if let Some(web) = &self.web
             && web.claims(req.uri().path())
         {
@@ -106,9 +109,15 @@ impl Gateway {
         let logged = self.access_log && access_log::enabled();
         let record = logged.then(|| AccessRecord::begin(&req, start));
         let mut seen = Seen { logged, ..Seen::default() };
-        let (outcome, res) = match self.authorize_and_forward(req, peer, &mut seen).await {
-            Ok(res) => (Outcome::Ok, res),
-            Err(e) => (e.outcome(), e.response(&self.challenge)),
+        let (outcome, res) = match self.admit(&mut req, peer, &mut seen).await {
+            Ok(()) => self.forward(req).await,
+            Err(e) => {
+                let mut res = e.response(&self.challenge);
+                // Boxed: refusals are rare, and the drain's timer would
+                // otherwise enlarge every request's future.
+                Box::pin(unread_body::settle(req, &mut res)).await;
+                (e.outcome(), res)
+            }
         };
         self.metrics.request(outcome, &method);
         match record {
@@ -117,13 +126,10 @@ impl Gateway {
         }
     }
 
-    async fn authorize_and_forward(
-        &self,
-        mut req: Request<Incoming>,
-        peer: Peer,
-        seen: &mut Seen,
-    ) -> Result<Response<Body>, GatewayError> {
-        let client_ip = self.client_ip(&req, peer.addr.ip());
+    /// Checks the credentials and the scope, records the activity and
+    /// rewrites the headers for the backend; the body is not touched.
+    async fn admit(&self, req: &mut Request<Incoming>, peer: Peer, seen: &mut Seen) -> Result<(), GatewayError> {
+        let client_ip = self.client_ip(req, peer.addr.ip());
         seen.client_ip = Some(client_ip);
         let creds = credentials::basic(req.headers()).ok_or(GatewayError::Unauthorized)?;
         // Only when it is written: the check is a parse of the name.
@@ -147,7 +153,7 @@ impl Gateway {
         if seen.logged {
             seen.password_id = Some(grant.password_id.clone());
         }
-        scope::Target::of(&req, client_ip)
+        scope::Target::of(req, client_ip)
             .and_then(|target| self.rules.check(&grant.scope, &grant.user, &target))
             .inspect_err(|why| {
                 tracing::info!(target: "davgate::auth", user = grant.user.as_str(), password_id = %grant.password_id,
@@ -156,21 +162,35 @@ impl Gateway {
         let user_agent = req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
         self.activity.record(&grant.password_id, client_ip, user_agent);
 
-        let host = request_host(&req)?;
+        let host = request_host(req)?;
         let forwarding = headers::Forwarding {
             identity_header: &self.identity_header,
             user: &grant.user,
             client_ip,
-            proto: self.proto(&req, peer),
+            proto: self.proto(req, peer),
             host,
             preserve_host: self.preserve_host,
         };
         headers::prepare_request(req.headers_mut(), &forwarding)
-            .map_err(|_| GatewayError::BadRequest("the user name cannot be sent as a header"))?;
+            .map_err(|_| GatewayError::BadRequest("the user name cannot be sent as a header"))
+    }
+
+    async fn forward(&self, req: Request<Incoming>) -> (Outcome, Response<Body>) {
+        let body_unread = unread_body::unread(&req);
         let sent = Instant::now();
-        let res = self.upstream.send(req).await;
+        let res = self.upstream.send(req, body_unread).await;
         self.metrics.upstream_duration.observe(sent.elapsed().as_secs_f64());
-        res
+        match res {
+            Ok(res) => (Outcome::Ok, res),
+            Err(e) => {
+                let mut res = e.response(&self.challenge);
+                // The body went with the request and may be half sent.
+                if body_unread {
+                    unread_body::close(res.headers_mut());
+                }
+                (e.outcome(), res)
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod pool;
 
+use super::unread_body::{self, ForwardedBody};
 use crate::config::UpstreamConfig;
 use crate::error::{Body, GatewayError};
 use http::header::HOST;
@@ -31,7 +32,7 @@ pub struct Upstream {
     /// Sent when the request has no `Host` (`preserve_host = false`, or an
     /// HTTP/1.0 client that sent none).
     host: HeaderValue,
-    pool: Arc<Pool<Incoming>>,
+    pool: Arc<Pool<ForwardedBody>>,
     timeout: Duration,
 }
 
@@ -86,7 +87,10 @@ impl Upstream {
     }
 
     /// Sends a prepared request (headers already rewritten) to the backend.
-    pub async fn send(&self, mut req: Request<Incoming>) -> Result<Response<Body>, GatewayError> {
+    /// `body_unread`: the client has a body still to send (see
+    /// [`unread_body`]); if the backend answers before davgate has read all
+    /// of it, the answer closes the client's connection.
+    pub async fn send(&self, req: Request<Incoming>, body_unread: bool) -> Result<Response<Body>, GatewayError> {
         // Never reached past the scope check (no path); kept so that no path
         // can make hyper's client take a `2xx` as an upgrade of a backend
         // connection.
@@ -94,6 +98,9 @@ impl Upstream {
             return Err(GatewayError::BadRequest("CONNECT is not forwarded"));
         }
         let client_version = req.version();
+        let (parts, body) = req.into_parts();
+        let (body, read_to_end) = ForwardedBody::new(body, body_unread);
+        let mut req = Request::from_parts(parts, body);
         *req.uri_mut() = origin_form(req.uri())?;
         *req.version_mut() = Version::HTTP_11;
         req.headers_mut().entry(HOST).or_insert_with(|| self.host.clone());
@@ -117,6 +124,9 @@ impl Upstream {
         // wsgiref) must not turn off keep-alive on the client's connection.
         parts.version = client_version;
         super::headers::strip_hop_by_hop(&mut parts.headers);
+        if read_to_end.is_some_and(|read| !read.load(std::sync::atomic::Ordering::Relaxed)) {
+            unread_body::close(&mut parts.headers);
+        }
         let body = PooledBody::new(body, sender, self.pool.clone());
         Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()))
     }
@@ -126,8 +136,8 @@ impl Upstream {
     /// closed it) is sent again; one that was written is never repeated.
     async fn exchange(
         &self,
-        mut req: Request<Incoming>,
-    ) -> Result<(Response<Incoming>, SendRequest<Incoming>), SendError> {
+        mut req: Request<ForwardedBody>,
+    ) -> Result<(Response<Incoming>, SendRequest<ForwardedBody>), SendError> {
         while let Some(mut sender) = self.pool.checkout() {
             match sender.try_send_request(req).await {
                 Ok(response) => return Ok((response, sender)),
@@ -144,7 +154,7 @@ impl Upstream {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, SendError> {
+    async fn connect(&self) -> Result<SendRequest<ForwardedBody>, SendError> {
         let io = self.connector.clone().call(self.address.clone()).await.map_err(SendError::Unreachable)?;
         let (sender, connection) =
             hyper::client::conn::http1::handshake(io).await.map_err(|e| SendError::Unreachable(e.into()))?;
