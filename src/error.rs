@@ -64,9 +64,14 @@ impl GatewayError {
         }
     }
 
+    /// The response body: the reason, one line.
+    pub fn body_text(&self) -> String {
+        format!("{self}\n")
+    }
+
     /// The response: status, one plain line, and the Basic challenge on `401`.
     pub fn response(&self, challenge: &HeaderValue) -> Response<Body> {
-        let mut res = Response::new(full(format!("{self}\n")));
+        let mut res = Response::new(full(self.body_text()));
         *res.status_mut() = self.status();
         let h = res.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));

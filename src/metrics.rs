@@ -103,6 +103,8 @@ pub struct Metrics {
     requests: Vec<Vec<Counter>>,
     pub verify_cache_hits: Counter,
     pub verify_cache_misses: Counter,
+    /// Requests the HTTP/1 relay served (the others went through hyper).
+    pub relayed_requests: Counter,
     pub argon2_duration: Histogram,
     pub upstream_duration: Histogram,
     pub connections: Gauge,
@@ -134,6 +136,7 @@ impl Metrics {
             requests,
             verify_cache_hits: Counter::default(),
             verify_cache_misses: Counter::default(),
+            relayed_requests: Counter::default(),
             // 1 ms .. ~8 s: argon2 takes tens of milliseconds, more when queued.
             argon2_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             // 0.5 ms .. ~65 s.
@@ -155,6 +158,11 @@ impl Metrics {
             "verify_cache_misses",
             "Credentials not in the verify cache (cold: throttled, malformed, or a store read and one argon2 run)",
             this.verify_cache_misses.clone(),
+        );
+        registry.register(
+            "relayed_requests",
+            "Requests served by the HTTP/1 relay (plain requests to a plain-HTTP backend); the rest go through hyper",
+            this.relayed_requests.clone(),
         );
         registry.register(
             "argon2_verification_seconds",

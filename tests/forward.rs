@@ -304,23 +304,36 @@ async fn a_backend_answer_before_the_body_arrived_does_not_strand_the_next_reque
     }
 }
 
-/// The backend cannot be reached: the body was never sent on, so the
-/// client's connection is closed, and the answer says so.
+/// The backend cannot be reached. A body hyper has not read (a chunked
+/// one) was never sent on, so the client's connection is closed, and the
+/// answer says so. A small body with a length was read whole by the relay
+/// before it sent the request: that connection stays usable.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forward_that_failed_with_a_body_unsent_says_connection_close() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let gate = Gate::start(&format!("http://{dead}")).await;
     let pw = gate.password("alice", all()).await;
-    let head = format!(
-        "PUT /alice/e.ics HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n",
-        common::client::basic("alice", &pw),
-        PROPFIND_BODY.len()
-    );
-    let mut tcp = head_then_body(&gate, &head, PROPFIND_BODY).await;
+    let head = |framing: &str| {
+        format!(
+            "PUT /alice/e.ics HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n{framing}\r\n\r\n",
+            common::client::basic("alice", &pw)
+        )
+    };
+    let chunked = [format!("{:x}\r\n", PROPFIND_BODY.len()).as_bytes(), PROPFIND_BODY, b"\r\n0\r\n\r\n"].concat();
+    let mut tcp = head_then_body(&gate, &head("Transfer-Encoding: chunked"), &chunked).await;
     let (answer, _) = common::client::read_response(&mut tcp).await.expect("no answer");
     assert_eq!(raw_status(&answer), 502, "{answer}");
     assert!(says_close(&answer), "{answer}");
     assert!(closes(&mut tcp).await, "the connection stayed open");
+
+    let with_length = head(&format!("Content-Length: {}", PROPFIND_BODY.len()));
+    let mut tcp = head_then_body(&gate, &with_length, PROPFIND_BODY).await;
+    for _ in 0..2 {
+        let (answer, _) = common::client::read_response(&mut tcp).await.expect("no answer");
+        assert_eq!(raw_status(&answer), 502, "{answer}");
+        assert!(!says_close(&answer), "{answer}");
+        tcp.write_all(&[with_length.as_bytes(), PROPFIND_BODY].concat()).await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

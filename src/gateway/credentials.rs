@@ -41,10 +41,18 @@ impl std::fmt::Debug for BasicCredentials {
 pub fn basic(headers: &HeaderMap) -> Option<BasicCredentials> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next()?;
-    if values.next().is_some() || value.len() > MAX_HEADER_LEN {
+    if values.next().is_some() {
         return None;
     }
-    let value = value.to_str().ok()?;
+    from_value(value.as_bytes())
+}
+
+/// Decodes one `Authorization` value; `None` when malformed.
+pub fn from_value(value: &[u8]) -> Option<BasicCredentials> {
+    if value.len() > MAX_HEADER_LEN {
+        return None;
+    }
+    let value = std::str::from_utf8(value).ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     // The scheme is case-insensitive (RFC 9110 §11.1).
     if !scheme.eq_ignore_ascii_case("basic") {

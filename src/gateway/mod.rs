@@ -9,6 +9,7 @@
 pub mod access_log;
 pub mod credentials;
 pub mod headers;
+pub mod relay;
 pub mod scope;
 mod thread_cache;
 pub mod throttle;
@@ -73,15 +74,21 @@ impl Gateway {
     /// peer on a dual-stack (`[::]`) listener arrives as `::ffff:a.b.c.d`
     /// and is taken as the IPv4 address it is.
     fn client_ip(&self, req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
+        self.client_ip_from(peer, || req.headers().get_all("x-forwarded-for").iter().map(HeaderValue::as_bytes))
+    }
+
+    /// [`Self::client_ip`] from the request's `X-Forwarded-For` values
+    /// (read only when the peer is trusted).
+    pub(crate) fn client_ip_from<'h, V>(&self, peer: IpAddr, forwarded_for: impl FnOnce() -> V) -> IpAddr
+    where
+        V: Iterator<Item = &'h [u8]>,
+    {
         let peer = peer.to_canonical();
         if !self.is_trusted(peer) {
             return peer;
         }
-        let chain: Vec<IpAddr> = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
+        let chain: Vec<IpAddr> = forwarded_for()
+            .filter_map(|v| std::str::from_utf8(v).ok())
             .flat_map(|v| v.split(','))
             .filter_map(|s| s.trim().parse().ok())
             .collect();
@@ -89,10 +96,15 @@ impl Gateway {
     }
 
     fn proto(&self, req: &Request<Incoming>, peer: Peer) -> &'static str {
+        self.proto_from(peer, req.headers().get("x-forwarded-proto").is_some_and(|v| v == "https"))
+    }
+
+    /// `https` or `http`, as the client reached us (or our trusted proxy,
+    /// whose `X-Forwarded-Proto: https` is `forwarded_https`).
+    pub(crate) fn proto_from(&self, peer: Peer, forwarded_https: bool) -> &'static str {
         if peer.tls {
             return "https";
         }
-        let forwarded_https = req.headers().get("x-forwarded-proto").is_some_and(|v| v == "https");
         if self.is_trusted(peer.addr.ip()) && forwarded_https { "https" } else { "http" }
     }
 
@@ -131,7 +143,36 @@ impl Gateway {
     async fn admit(&self, req: &mut Request<Incoming>, peer: Peer, seen: &mut Seen) -> Result<(), GatewayError> {
         let client_ip = self.client_ip(req, peer.addr.ip());
         seen.client_ip = Some(client_ip);
-        let creds = credentials::basic(req.headers()).ok_or(GatewayError::Unauthorized)?;
+        let creds = credentials::basic(req.headers());
+        let target = scope::Target::of(req, client_ip);
+        let user_agent = req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+        let grant = self.authorize(creds.as_ref(), client_ip, target, user_agent, seen).await?;
+
+        let host = request_host(req)?;
+        let forwarding = headers::Forwarding {
+            identity_header: &self.identity_header,
+            user: &grant.user,
+            client_ip,
+            proto: self.proto(req, peer),
+            host,
+            preserve_host: self.preserve_host,
+        };
+        headers::prepare_request(req.headers_mut(), &forwarding)
+            .map_err(|_| GatewayError::BadRequest("the user name cannot be sent as a header"))
+    }
+
+    /// The checks every request passes, whichever parser read it: the
+    /// credentials are verified, then the scope is checked (`target` is
+    /// read before, refused only after), then the activity is recorded.
+    pub(crate) async fn authorize(
+        &self,
+        creds: Option<&credentials::BasicCredentials>,
+        client_ip: IpAddr,
+        target: Result<scope::Target<'_>, scope::Refusal>,
+        user_agent: Option<&str>,
+        seen: &mut Seen,
+    ) -> Result<Arc<verify::Grant>, GatewayError> {
+        let creds = creds.ok_or(GatewayError::Unauthorized)?;
         // Only when it is written: the check is a parse of the name.
         let claimed = || loggable_user(creds.user());
         if seen.logged {
@@ -153,26 +194,13 @@ impl Gateway {
         if seen.logged {
             seen.password_id = Some(grant.password_id.clone());
         }
-        scope::Target::of(req, client_ip)
-            .and_then(|target| self.rules.check(&grant.scope, &grant.user, &target))
-            .inspect_err(|why| {
-                tracing::info!(target: "davgate::auth", user = grant.user.as_str(), password_id = %grant.password_id,
-                    method = %req.method(), reason = %why, "out of scope");
-            })?;
-        let user_agent = req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+        let method = target.as_ref().map_or("", |t| t.method.as_str());
+        target.and_then(|target| self.rules.check(&grant.scope, &grant.user, &target)).inspect_err(|why| {
+            tracing::info!(target: "davgate::auth", user = grant.user.as_str(), password_id = %grant.password_id,
+                method, reason = %why, "out of scope");
+        })?;
         self.activity.record(&grant.password_id, client_ip, user_agent);
-
-        let host = request_host(req)?;
-        let forwarding = headers::Forwarding {
-            identity_header: &self.identity_header,
-            user: &grant.user,
-            client_ip,
-            proto: self.proto(req, peer),
-            host,
-            preserve_host: self.preserve_host,
-        };
-        headers::prepare_request(req.headers_mut(), &forwarding)
-            .map_err(|_| GatewayError::BadRequest("the user name cannot be sent as a header"))
+        Ok(grant)
     }
 
     async fn forward(&self, req: Request<Incoming>) -> (Outcome, Response<Body>) {

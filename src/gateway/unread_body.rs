@@ -27,10 +27,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// The most of a refused request's body that is read to keep its connection.
-const DRAIN_LIMIT: u64 = 64 * 1024;
+pub(crate) const DRAIN_LIMIT: u64 = 64 * 1024;
 
 /// How long an answer waits for the rest of a small body.
-const DRAIN_TIME: Duration = Duration::from_secs(1);
+pub(crate) const DRAIN_TIME: Duration = Duration::from_secs(1);
 
 /// Whether `req` came over HTTP/1 with a body that is not all read yet.
 pub fn unread<B: http_body::Body>(req: &Request<B>) -> bool {

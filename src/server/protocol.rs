@@ -1,4 +1,5 @@
-//! Picks HTTP/1.1 or HTTP/2 for a new connection and serves it with hyper.
+//! Picks HTTP/1.1 or HTTP/2 for a new connection and serves it with the
+//! relay and hyper.
 //!
 //! A client speaks HTTP/2 either after TLS ALPN or with prior knowledge
 //! (h2c); both start with the HTTP/2 connection preface. hyper-util's auto
@@ -8,6 +9,8 @@
 //! client sent (usually the whole request), and hyper gets those bytes back
 //! through [`Rewind`] before it reads the socket itself.
 
+use crate::gateway::relay::{self, Relayed};
+use crate::gateway::{Gateway, Peer};
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -16,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::Watcher;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
@@ -55,10 +59,15 @@ impl Protocols {
     /// graceful shutdown (through `watcher`) has drained it. A connection
     /// still waiting for its first bytes ends at once when `shutdown` turns
     /// true, or after the header-read timeout.
+    ///
+    /// HTTP/1 requests go to the relay first ([`relay`]); hyper serves
+    /// the connection from the first one the relay leaves to it.
     pub async fn serve<I, S, B>(
         &self,
         mut io: I,
         service: S,
+        gateway: impl Fn() -> Arc<Gateway>,
+        peer: Peer,
         watcher: Watcher,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
@@ -81,14 +90,23 @@ impl Protocols {
             },
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         };
-        let io = TokioIo::new(Rewind { prefix: first, inner: io });
         match version {
-            Version::Http1 => watcher.watch(self.h1.serve_connection(io, service)).await?,
+            Version::Http1 => {
+                // `watcher` is held while the relay serves: a graceful
+                // shutdown waits for it too.
+                let relayed = relay::serve(io, first, gateway, peer, &mut shutdown, self.first_bytes_timeout).await?;
+                let Relayed::Handoff(io, rest) = relayed else { return Ok(()) };
+                let io = TokioIo::new(Rewind { prefix: rest.freeze(), inner: io });
+                watcher.watch(self.h1.serve_connection(io, service)).await?
+            }
             // Boxed: an HTTP/2 connection's state is twice an HTTP/1 one's,
             // and every HTTP/1 connection's task would be sized (and moved)
             // for it. HTTP/2 connections are long-lived; one allocation is
             // nothing to them.
-            Version::Http2 => Box::pin(watcher.watch(self.h2.serve_connection(io, service))).await?,
+            Version::Http2 => {
+                let io = TokioIo::new(Rewind { prefix: first.freeze(), inner: io });
+                Box::pin(watcher.watch(self.h2.serve_connection(io, service))).await?
+            }
         }
         Ok(())
     }
@@ -102,21 +120,21 @@ enum Version {
 
 /// Reads until the bytes so far either are the HTTP/2 preface or can no
 /// longer become it; returns the version and every byte read.
-async fn sniff<I: AsyncRead + Unpin>(io: &mut I) -> io::Result<(Version, Bytes)> {
+async fn sniff<I: AsyncRead + Unpin>(io: &mut I) -> io::Result<(Version, BytesMut)> {
     let mut buf = BytesMut::with_capacity(FIRST_READ);
     loop {
         let read = io.read_buf(&mut buf).await?;
         let seen = buf.len().min(H2_PREFACE.len());
         if buf[..seen] != H2_PREFACE[..seen] {
-            return Ok((Version::Http1, buf.freeze()));
+            return Ok((Version::Http1, buf));
         }
         if seen == H2_PREFACE.len() {
-            return Ok((Version::Http2, buf.freeze()));
+            return Ok((Version::Http2, buf));
         }
         if read == 0 {
             // Closed early: hyper's HTTP/1 side sees the same end of stream
             // and closes quietly (or answers 400 to a partial head).
-            return Ok((Version::Http1, buf.freeze()));
+            return Ok((Version::Http1, buf));
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod gate;
 pub mod postgres;
 pub mod recipes;
 pub mod recorder;
+pub mod scripted;
 pub mod web;
 
 pub use client::{Http, raw, raw_status};

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::connect::HttpConnector;
-use pool::{Pool, PooledBody};
+use pool::{Pool, PooledBody, Senders};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use std::sync::Arc;
@@ -32,8 +32,17 @@ pub struct Upstream {
     /// Sent when the request has no `Host` (`preserve_host = false`, or an
     /// HTTP/1.0 client that sent none).
     host: HeaderValue,
-    pool: Arc<Pool<ForwardedBody>>,
+    pool: Arc<Senders<ForwardedBody>>,
+    /// Idle sockets of the HTTP/1 relay; `None` for an `https` backend.
+    raw: Option<RawBackend>,
     timeout: Duration,
+}
+
+/// A plain-HTTP backend as the HTTP/1 relay reaches it.
+struct RawBackend {
+    /// `host:port`, as `TcpStream::connect` takes it.
+    address: String,
+    pool: Arc<Pool<tokio::net::TcpStream>>,
 }
 
 /// Why no response came back; what the client is told comes from here.
@@ -76,14 +85,54 @@ impl Upstream {
         let scheme = url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP);
         let authority = url.authority().cloned().ok_or_else(|| anyhow::anyhow!("upstream.url: has no host"))?;
         let host = host_header(&scheme, &authority)?;
+        let raw = (scheme == http::uri::Scheme::HTTP).then(|| RawBackend {
+            address: format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80)),
+            pool: Pool::new(config.pool_max_idle_per_host, config.pool_idle_timeout),
+        });
         let address = Uri::builder().scheme(scheme).authority(authority).path_and_query("/").build()?;
         Ok(Self {
             connector: https,
             address,
             host,
             pool: Pool::new(config.pool_max_idle_per_host, config.pool_idle_timeout),
+            raw,
             timeout: config.timeout,
         })
+    }
+
+    /// How long the backend has to answer a request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The `Host` sent when the client's is not.
+    pub fn host(&self) -> &HeaderValue {
+        &self.host
+    }
+
+    /// Whether the HTTP/1 relay can reach this backend (plain `http`).
+    pub fn relayable(&self) -> bool {
+        self.raw.is_some()
+    }
+
+    /// An idle relay socket to the backend, or `None` (then [`Self::connect_raw`]).
+    pub fn checkout_raw(&self) -> Option<tokio::net::TcpStream> {
+        self.raw.as_ref()?.pool.checkout()
+    }
+
+    /// A new relay socket to the backend (an `http` one: see [`Self::relayable`]).
+    pub async fn connect_raw(&self) -> Result<tokio::net::TcpStream, GatewayError> {
+        let raw = self.raw.as_ref().ok_or(GatewayError::BadGateway("the backend is unreachable"))?;
+        let tcp = tokio::net::TcpStream::connect(raw.address.as_str()).await.map_err(|e| unreachable(&e))?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    /// Takes back a relay socket whose exchange ended cleanly.
+    pub fn keep_raw(&self, tcp: tokio::net::TcpStream) {
+        if let Some(raw) = &self.raw {
+            raw.pool.keep(tcp);
+        }
     }
 
     /// Sends a prepared request (headers already rewritten) to the backend.
@@ -105,18 +154,9 @@ impl Upstream {
         *req.version_mut() = Version::HTTP_11;
         req.headers_mut().entry(HOST).or_insert_with(|| self.host.clone());
         let (response, sender) = match tokio::time::timeout(self.timeout, self.exchange(req)).await {
-            Err(_) => {
-                tracing::warn!(timeout = ?self.timeout, "backend timed out");
-                return Err(GatewayError::GatewayTimeout);
-            }
-            Ok(Err(SendError::Unreachable(e))) => {
-                tracing::warn!(error = %e, "backend unreachable");
-                return Err(GatewayError::BadGateway("the backend is unreachable"));
-            }
-            Ok(Err(SendError::Failed(e))) => {
-                tracing::warn!(error = %e, "backend request failed");
-                return Err(GatewayError::BadGateway("the backend connection failed"));
-            }
+            Err(_) => return Err(timed_out(self.timeout)),
+            Ok(Err(SendError::Unreachable(e))) => return Err(unreachable(&e)),
+            Ok(Err(SendError::Failed(e))) => return Err(failed(&e)),
             Ok(Ok(answer)) => answer,
         };
         let (mut parts, body) = response.into_parts();
@@ -167,6 +207,24 @@ impl Upstream {
         });
         Ok(sender)
     }
+}
+
+/// A backend that cannot be reached, logged and as the client is told.
+pub(crate) fn unreachable(e: &dyn std::fmt::Display) -> GatewayError {
+    tracing::warn!(error = %e, "backend unreachable");
+    GatewayError::BadGateway("the backend is unreachable")
+}
+
+/// A backend connection that failed before the response head was in.
+pub(crate) fn failed(e: &dyn std::fmt::Display) -> GatewayError {
+    tracing::warn!(error = %e, "backend request failed");
+    GatewayError::BadGateway("the backend connection failed")
+}
+
+/// A backend that took longer than `timeout` to answer.
+pub(crate) fn timed_out(timeout: Duration) -> GatewayError {
+    tracing::warn!(?timeout, "backend timed out");
+    GatewayError::GatewayTimeout
 }
 
 /// The upstream's own `Host` (RFC 9110 §7.2): its host, and its port unless

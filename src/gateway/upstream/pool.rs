@@ -23,66 +23,71 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// Idle connections whose requests carry bodies of type `B` (the client's
-/// `Incoming` body; tests use an empty one). Each is the sending half of an
-/// HTTP/1.1 connection whose task, spawned on the worker's runtime, owns the
-/// socket.
-pub struct Pool<B> {
+/// A backend connection that can wait in the pool.
+pub trait Reusable: Send + 'static {
+    /// Whether it can take the next request now (checked at checkout).
+    fn usable(&mut self) -> bool;
+}
+
+/// The sending half of an HTTP/1.1 connection whose task, spawned on the
+/// worker's runtime, owns the socket; requests carry bodies of type `B`
+/// (the client's body; tests use an empty one).
+impl<B: Send + 'static> Reusable for SendRequest<B> {
+    fn usable(&mut self) -> bool {
+        self.is_ready()
+    }
+}
+
+/// A raw socket of the HTTP/1 relay, idle between two exchanges. The backend
+/// may have closed it since: anything but "no data yet" rules it out (a
+/// read of 0 is its close, data before a request is a broken exchange).
+impl Reusable for tokio::net::TcpStream {
+    fn usable(&mut self) -> bool {
+        matches!(self.try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
+/// Idle hyper client connections.
+pub type Senders<B> = Pool<SendRequest<B>>;
+
+/// Idle connections of type `C`.
+pub struct Pool<C> {
     /// Oldest at the front; checkouts take the newest (the least likely to
     /// have been closed by the backend's own idle timeout).
-    idle: Mutex<VecDeque<Idle<B>>>,
+    idle: Mutex<VecDeque<Idle<C>>>,
     max_idle: usize,
     idle_timeout: Duration,
     reaper_started: AtomicBool,
 }
 
-struct Idle<B> {
-    sender: SendRequest<B>,
+struct Idle<C> {
+    connection: C,
     since: Instant,
 }
 
-impl<B: Send + 'static> Pool<B> {
+impl<C: Reusable> Pool<C> {
     pub fn new(max_idle: usize, idle_timeout: Duration) -> Arc<Self> {
         Arc::new(Self { idle: Mutex::default(), max_idle, idle_timeout, reaper_started: AtomicBool::new(false) })
     }
 
     /// The most recently used idle connection that is still open and fresh.
-    pub fn checkout(&self) -> Option<SendRequest<B>> {
+    pub fn checkout(&self) -> Option<C> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(entry) = idle.pop_back() {
+        while let Some(mut entry) = idle.pop_back() {
             if entry.since.elapsed() >= self.idle_timeout {
                 // Everything older is stale too.
                 idle.clear();
                 return None;
             }
-            if entry.sender.is_ready() {
-                return Some(entry.sender);
+            if entry.connection.usable() {
+                return Some(entry.connection);
             }
         }
         None
     }
 
-    /// Takes back a connection whose response is complete. If hyper has not
-    /// yet marked it ready for the next request, a small task waits for
-    /// that (or for the connection to close).
-    fn check_in(self: &Arc<Self>, mut sender: SendRequest<B>) {
-        if sender.is_ready() {
-            self.keep(sender);
-        } else if !sender.is_closed()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let pool = Arc::downgrade(self);
-            runtime.spawn(async move {
-                if sender.ready().await.is_ok()
-                    && let Some(pool) = pool.upgrade()
-                {
-                    pool.keep(sender);
-                }
-            });
-        }
-    }
-
-    fn keep(self: &Arc<Self>, sender: SendRequest<B>) {
+    /// Takes back a connection ready for its next request.
+    pub fn keep(self: &Arc<Self>, connection: C) {
         {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             if self.max_idle == 0 {
@@ -92,7 +97,7 @@ impl<B: Send + 'static> Pool<B> {
                 // The oldest is the likeliest to be closed by the backend.
                 idle.pop_front();
             }
-            idle.push_back(Idle { sender, since: Instant::now() });
+            idle.push_back(Idle { connection, since: Instant::now() });
         }
         if !self.reaper_started.swap(true, Ordering::Relaxed) {
             self.start_reaper();
@@ -125,15 +130,37 @@ impl<B: Send + 'static> Pool<B> {
     }
 }
 
+impl<B: Send + 'static> Pool<SendRequest<B>> {
+    /// Takes back a connection whose response is complete. If hyper has not
+    /// yet marked it ready for the next request, a small task waits for
+    /// that (or for the connection to close).
+    fn check_in(self: &Arc<Self>, mut sender: SendRequest<B>) {
+        if sender.is_ready() {
+            self.keep(sender);
+        } else if !sender.is_closed()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let pool = Arc::downgrade(self);
+            runtime.spawn(async move {
+                if sender.ready().await.is_ok()
+                    && let Some(pool) = pool.upgrade()
+                {
+                    pool.keep(sender);
+                }
+            });
+        }
+    }
+}
+
 /// A response body from the backend that hands its connection back to the
 /// pool once it has been read to the end.
 pub struct PooledBody<B: Send + 'static> {
     body: Incoming,
-    connection: Option<(SendRequest<B>, Arc<Pool<B>>)>,
+    connection: Option<(SendRequest<B>, Arc<Senders<B>>)>,
 }
 
 impl<B: Send + 'static> PooledBody<B> {
-    pub fn new(body: Incoming, sender: SendRequest<B>, pool: Arc<Pool<B>>) -> Self {
+    pub fn new(body: Incoming, sender: SendRequest<B>, pool: Arc<Senders<B>>) -> Self {
         Self { body, connection: Some((sender, pool)) }
     }
 
@@ -224,7 +251,7 @@ mod tests {
     }
 
     /// A GET on a new connection, whose body hands the connection to `pool`.
-    async fn pooled_get(addr: std::net::SocketAddr, pool: &Arc<Pool<Empty<Bytes>>>) -> PooledBody<Empty<Bytes>> {
+    async fn pooled_get(addr: std::net::SocketAddr, pool: &Arc<Pool<Sender>>) -> PooledBody<Empty<Bytes>> {
         let mut sender = connect(addr).await;
         let body = get(&mut sender).await;
         PooledBody::new(body, sender, pool.clone())

@@ -1,0 +1,425 @@
+//! The HTTP/1 relay: plain requests to a plain-HTTP backend, without hyper.
+//!
+//! hyper on both sides (server and client), with a `HeaderMap` built,
+//! rewritten and serialized for every request, was ~40 % of the work of a
+//! cached keep-alive request and kept davgate's CPU per request above
+//! nginx's (BENCHMARKS.md, item 17). The relay reads a request head with
+//! `httparse`, runs the same checks as the hyper path ([`Gateway::authorize`],
+//! the same header rules), writes the backend's head straight from the
+//! client's bytes, and passes the response back the same way, body bytes
+//! untouched. A connection starts here; the first request the relay does
+//! not take (see [`request`] for which it takes) and every later one on
+//! that connection go to hyper with the bytes read so far.
+
+mod chunked;
+mod request;
+mod response;
+
+use super::unread_body::DRAIN_TIME;
+use super::upstream::{failed, timed_out};
+use super::{Gateway, Peer, Seen, scope};
+use crate::error::GatewayError;
+use crate::metrics::Outcome;
+use bytes::{Buf, BytesMut};
+use response::Framing;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// Spare room each read of a client or backend has at least.
+const READ_SIZE: usize = 4096;
+
+/// Response body bytes sent with the head in one write rather than apart.
+const COALESCE: usize = 16 * 1024;
+
+/// The read size for a body that streams: large reads keep the syscalls
+/// per MiB few.
+const STREAM_READ_SIZE: usize = 64 * 1024;
+
+/// A buffer larger than this is let go once its exchange is over, so an
+/// idle connection holds little memory.
+const KEEP_CAPACITY: usize = 16 * 1024;
+
+/// What became of a connection.
+pub enum Relayed<I> {
+    /// Closed (or to be closed): the client is done, or so is the server.
+    Done,
+    /// For hyper, with the bytes read and not yet used.
+    Handoff(I, BytesMut),
+}
+
+/// Serves requests on `io` until one is for hyper, the client is done, or
+/// `shutdown` turns true. `bytes` holds what was read already;
+/// `gateway` gives the gateway in force (a reload swaps it).
+pub async fn serve<I>(
+    mut io: I,
+    mut bytes: BytesMut,
+    gateway: impl Fn() -> Arc<Gateway>,
+    peer: Peer,
+    shutdown: &mut watch::Receiver<bool>,
+    header_read_timeout: Duration,
+) -> io::Result<Relayed<I>>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buffers = Buffers::default();
+    // The wait for a request head, the next one on a kept connection
+    // included, is bounded by `header_read_timeout` (as hyper bounds it).
+    // One timer for the connection, moved only when it fires before the
+    // current deadline: setting a timer per request is a cost of its own.
+    let mut deadline = Instant::now() + header_read_timeout;
+    let timer = tokio::time::sleep_until(deadline.into());
+    tokio::pin!(timer);
+    loop {
+        let (head, gateway) = loop {
+            // The gateway in force when the head is in: a reload reaches
+            // the next request on an open connection.
+            let gateway = gateway();
+            match request::read(&bytes, &gateway, peer, &mut buffers.backend_head) {
+                request::Parsed::Relay(head) => break (head, gateway),
+                request::Parsed::Partial if bytes.len() < request::MAX_HEAD => {}
+                request::Parsed::Partial | request::Parsed::Other => return Ok(Relayed::Handoff(io, bytes)),
+            }
+            let waiting_for_a_request = bytes.is_empty();
+            let read = loop {
+                tokio::select! {
+                    biased;
+                    read = read_some(&mut io, &mut bytes) => break read?,
+                    // A head that has begun is answered, shutdown or not.
+                    _ = shutdown.wait_for(|stop| *stop), if waiting_for_a_request => return Ok(Relayed::Done),
+                    () = &mut timer => {
+                        if Instant::now() >= deadline {
+                            return Ok(Relayed::Done);
+                        }
+                        timer.as_mut().reset(deadline.into());
+                    }
+                }
+            };
+            if read == 0 {
+                // A partial head at the end is hyper's to answer.
+                return Ok(if waiting_for_a_request { Relayed::Done } else { Relayed::Handoff(io, bytes) });
+            }
+        };
+        let close = head.close || *shutdown.borrow();
+        let exchange = Exchange { gateway: &gateway, io: &mut io, bytes: &mut bytes, buffers: &mut buffers, close };
+        // Boxed, as hyper boxes each request's service future: the checks'
+        // state is several KiB, and every connection's task would be
+        // sized (and moved) for it while it waits for a request.
+        if !Box::pin(exchange.run(head)).await? {
+            let _ = io.shutdown().await;
+            return Ok(Relayed::Done);
+        }
+        buffers.trim();
+        if bytes.is_empty() && bytes.capacity() > KEEP_CAPACITY {
+            bytes = BytesMut::new();
+        }
+        deadline = Instant::now() + header_read_timeout;
+    }
+}
+
+/// A connection's buffers, kept from one request to the next.
+#[derive(Default)]
+struct Buffers {
+    /// The request as the backend gets it: head and body.
+    backend_head: Vec<u8>,
+    /// The response head as the client gets it.
+    client_head: Vec<u8>,
+    /// What was read from the backend.
+    from_backend: BytesMut,
+}
+
+impl Buffers {
+    /// Lets go of buffers a large exchange grew.
+    fn trim(&mut self) {
+        for vec in [&mut self.backend_head, &mut self.client_head] {
+            if vec.capacity() > KEEP_CAPACITY {
+                *vec = Vec::new();
+            }
+        }
+        if self.from_backend.capacity() > KEEP_CAPACITY {
+            self.from_backend = BytesMut::new();
+        }
+    }
+}
+
+/// One request and its response.
+struct Exchange<'a, I> {
+    gateway: &'a Gateway,
+    io: &'a mut I,
+    /// What was read from the client; the request's head is at the front.
+    bytes: &'a mut BytesMut,
+    buffers: &'a mut Buffers,
+    /// The connection closes after this exchange.
+    close: bool,
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
+    /// Answers the request; `Ok(false)` when the connection must close.
+    async fn run(mut self, head: request::Head) -> io::Result<bool> {
+        let gateway = self.gateway;
+        gateway.metrics.relayed_requests.inc();
+        let admitted = self.admit(&head).await;
+        let whole = head.len + head.body_len;
+        let grant = match admitted {
+            Ok(grant) => grant,
+            Err(e) => {
+                // The body is small (the relay takes no larger one): read and
+                // dropped if it comes in time, so the connection stays usable.
+                let drained = tokio::time::timeout(DRAIN_TIME, fill(self.io, self.bytes, whole)).await;
+                if matches!(drained, Ok(Ok(()))) {
+                    self.bytes.advance(whole);
+                } else {
+                    self.close = true;
+                }
+                gateway.metrics.request(e.outcome(), &head.method);
+                return self.refuse(&e, &head).await;
+            }
+        };
+        fill(self.io, self.bytes, whole).await?;
+        let out = &mut self.buffers.backend_head;
+        if let Err(e) = request::finish(out, &head, &self.bytes[..], gateway, &grant.user) {
+            self.bytes.advance(whole);
+            gateway.metrics.request(e.outcome(), &head.method);
+            return self.refuse(&e, &head).await;
+        }
+        out.extend_from_slice(&self.bytes[head.len..whole]);
+        self.bytes.advance(whole);
+        self.forward(&head).await
+    }
+
+    async fn admit(&self, head: &request::Head) -> Result<Arc<super::verify::Grant>, GatewayError> {
+        let bytes: &[u8] = self.bytes;
+        let target = scope::Target {
+            method: &head.method,
+            path: head.path(bytes),
+            destination: head.destination.as_ref(),
+            depth: head.depth.as_ref(),
+            client_ip: head.client_ip,
+        };
+        let mut seen = Seen::default();
+        let user_agent = head.user_agent(bytes);
+        self.gateway.authorize(head.credentials.as_ref(), head.client_ip, Ok(target), user_agent, &mut seen).await
+    }
+
+    /// Sends davgate's own answer `e`.
+    async fn refuse(self, e: &GatewayError, head: &request::Head) -> io::Result<bool> {
+        let answer = error_response(e, &self.gateway.challenge, head.method == http::Method::HEAD, self.close);
+        self.io.write_all(&answer).await?;
+        Ok(!self.close)
+    }
+
+    /// Sends the prepared request to the backend and its response to the client.
+    async fn forward(mut self, head: &request::Head) -> io::Result<bool> {
+        let gateway = self.gateway;
+        let upstream = &gateway.upstream;
+        let sent = Instant::now();
+        let answered = tokio::time::timeout(upstream.timeout(), self.send(head)).await;
+        gateway.metrics.upstream_duration.observe(sent.elapsed().as_secs_f64());
+        let answered = answered.unwrap_or_else(|_| Err(timed_out(upstream.timeout())));
+        let (backend, response) = match answered {
+            Ok(answer) => answer,
+            Err(e) => {
+                gateway.metrics.request(e.outcome(), &head.method);
+                return self.refuse(&e, head).await;
+            }
+        };
+        gateway.metrics.request(Outcome::Ok, &head.method);
+        self.respond(backend, response).await
+    }
+
+    /// Writes the request on a pooled connection, or a new one, and reads
+    /// the response head. A pooled connection that ends without a byte of
+    /// answer (the backend closed it as we sent) is tried once more on a
+    /// new connection when the request only reads (nginx resends idempotent
+    /// ones); a request that may write is never sent twice.
+    async fn send(&mut self, head: &request::Head) -> Result<(TcpStream, response::Head), GatewayError> {
+        let upstream = &self.gateway.upstream;
+        let mut pooled = upstream.checkout_raw();
+        loop {
+            let reused = pooled.is_some();
+            let mut backend = match pooled.take() {
+                Some(tcp) => tcp,
+                None => upstream.connect_raw().await?,
+            };
+            match self.round_trip(&mut backend, head).await {
+                Ok(response) => return Ok((backend, response)),
+                Err(Failure::NoAnswer) if reused && scope::is_read_method(&head.method) => continue,
+                Err(Failure::NoAnswer) => return Err(failed(&"the backend closed the connection without answering")),
+                Err(Failure::Io(e)) => return Err(failed(&e)),
+                Err(Failure::Invalid(why)) => return Err(failed(&why)),
+            }
+        }
+    }
+
+    async fn round_trip(&mut self, backend: &mut TcpStream, head: &request::Head) -> Result<response::Head, Failure> {
+        let buffers = &mut *self.buffers;
+        buffers.from_backend.clear();
+        backend.write_all(&buffers.backend_head).await.map_err(Failure::Io)?;
+        let mut answered = false;
+        loop {
+            if read_some(backend, &mut buffers.from_backend).await.map_err(Failure::Io)? == 0 {
+                return Err(if answered || !buffers.from_backend.is_empty() {
+                    Failure::Io(io::ErrorKind::UnexpectedEof.into())
+                } else {
+                    Failure::NoAnswer
+                });
+            }
+            answered = true;
+            loop {
+                let was_head = head.method == http::Method::HEAD;
+                match response::read(&buffers.from_backend, was_head, self.close, &mut buffers.client_head) {
+                    Ok(response::Parsed::Final(response)) => return Ok(response),
+                    Ok(response::Parsed::Interim(len)) => buffers.from_backend.advance(len),
+                    Ok(response::Parsed::Partial) => break,
+                    Err(why) => return Err(Failure::Invalid(why)),
+                }
+            }
+        }
+    }
+
+    /// Writes the response head and streams the body to the client, then
+    /// pools the backend connection if it can carry another request.
+    async fn respond(self, mut backend: TcpStream, response: response::Head) -> io::Result<bool> {
+        let Buffers { client_head, from_backend, .. } = self.buffers;
+        from_backend.advance(response.len);
+        let mut framing = response.framing;
+        // Body bytes already read, as far as they belong to this response.
+        let mut first = body_part(&mut framing, from_backend)?;
+        if first.ended && first.len < from_backend.len() {
+            // More than the response: the backend is out of step.
+            first.reusable = false;
+        }
+        if first.len <= COALESCE {
+            client_head.extend_from_slice(&from_backend[..first.len]);
+            self.io.write_all(client_head).await?;
+        } else {
+            self.io.write_all(client_head).await?;
+            self.io.write_all(&from_backend[..first.len]).await?;
+        }
+        let mut part = first;
+        while !part.ended {
+            from_backend.clear();
+            from_backend.reserve(STREAM_READ_SIZE);
+            if backend.read_buf(from_backend).await? == 0 {
+                if matches!(framing, Framing::UntilClose) {
+                    break;
+                }
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            part = body_part(&mut framing, from_backend)?;
+            self.io.write_all(&from_backend[..part.len]).await?;
+            if part.ended && part.len < from_backend.len() {
+                part.reusable = false;
+            }
+        }
+        if response.reusable && part.reusable {
+            self.gateway.upstream.keep_raw(backend);
+        }
+        Ok(!response.close)
+    }
+}
+
+/// How much of `read` (the next bytes after the head) is body, by `framing`.
+struct BodyPart {
+    len: usize,
+    /// The body ends within these bytes.
+    ended: bool,
+    /// Nothing seen so far rules out reusing the backend connection.
+    reusable: bool,
+}
+
+fn body_part(framing: &mut Framing, read: &[u8]) -> io::Result<BodyPart> {
+    let part = |len, ended| BodyPart { len, ended, reusable: true };
+    Ok(match framing {
+        Framing::Empty => part(0, true),
+        Framing::Length(left) => {
+            let len = usize::try_from(*left).unwrap_or(usize::MAX).min(read.len());
+            *left -= len as u64;
+            part(len, *left == 0)
+        }
+        Framing::Chunked(chunked) => match chunked.advance(read) {
+            Ok(Some(end)) => part(end, true),
+            Ok(None) => part(read.len(), false),
+            Err(_) => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "malformed chunked body from the backend"));
+            }
+        },
+        Framing::UntilClose => part(read.len(), false),
+    })
+}
+
+/// Why an exchange with the backend gave no response head.
+enum Failure {
+    /// The connection ended before a byte of response.
+    NoAnswer,
+    Io(io::Error),
+    Invalid(&'static str),
+}
+
+/// Reads once into `bytes`, with room for at least [`READ_SIZE`] bytes.
+async fn read_some<R: AsyncRead + Unpin>(io: &mut R, bytes: &mut BytesMut) -> io::Result<usize> {
+    bytes.reserve(READ_SIZE);
+    io.read_buf(bytes).await
+}
+
+/// Reads until `bytes` holds at least `len` bytes.
+async fn fill<R: AsyncRead + Unpin>(io: &mut R, bytes: &mut BytesMut, len: usize) -> io::Result<()> {
+    while bytes.len() < len {
+        if read_some(io, bytes).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
+}
+
+/// davgate's own answer `e` on the wire: the hyper path's response
+/// (status, headers, one line of text), framed by length.
+fn error_response(e: &GatewayError, challenge: &http::HeaderValue, to_head: bool, close: bool) -> Vec<u8> {
+    let response = e.response(challenge);
+    let body = e.body_text();
+    let status = response.status();
+    let mut out = Vec::with_capacity(256);
+    let reason = status.canonical_reason().unwrap_or("");
+    for part in ["HTTP/1.1 ", status.as_str(), " ", reason, "\r\n"] {
+        out.extend_from_slice(part.as_bytes());
+    }
+    for (name, value) in response.headers() {
+        for part in [name.as_str().as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
+    }
+    out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !to_head {
+        out.extend_from_slice(body.as_bytes());
+    }
+    out
+}
+
+/// Digits only, as RFC 9110 §8.6 has a `Content-Length` (no sign, no list).
+fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_content_length_is_digits_only() {
+        assert_eq!(digits(b"0"), Some(0));
+        assert_eq!(digits(b"65536"), Some(65536));
+        for bad in [&b""[..], b"+1", b"-1", b"1,1", b"1 ", b"0x10", b"99999999999999999999"] {
+            assert_eq!(digits(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}
