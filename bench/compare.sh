@@ -24,7 +24,7 @@
 #
 # Environment:
 #   ROUNDS=3 DURATION=10 THREADS=2 CONNECTIONS=64   wrk -t -c -d per run and rounds
-#   PHASES="keepalive close propfind tls bigbody cold"
+#   PHASES="keepalive close propfind propfind-native tls bigbody cold"
 #   TARGETS="direct nginx nginx-auth caddy davgate"
 #   BIG_MIB=1024          size of the large-body PUT/GET
 #   DAVGATE_BIN=path      use this davgate binary instead of building one
@@ -40,12 +40,16 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
-PHASES=${PHASES:-keepalive close propfind tls bigbody cold}
+PHASES=${PHASES:-keepalive close propfind propfind-native tls bigbody cold}
 TARGETS=${TARGETS:-direct nginx nginx-auth caddy davgate}
 BIG_MIB=${BIG_MIB:-1024}
 has_phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
 
 ensure_packages wrk:wrk nginx:nginx caddy:caddy htpasswd:apache2-utils openssl:openssl curl:curl python3:python3
+# nginx's own PROPFIND (the dav_ext module): a DAV collection fast enough
+# that the proxies, not the backend, set the pace.
+DAV_EXT=/usr/lib/nginx/modules/ngx_http_dav_ext_module.so
+if has_phase propfind-native; then ensure_package_files "$DAV_EXT:libnginx-mod-http-dav-ext"; fi
 VENV_PY="$ROOT/.venv/bin/python"
 if has_phase propfind && ! "$VENV_PY" -c 'import wsgidav, cheroot' >/dev/null 2>&1; then
   log "no WsgiDAV in .venv: running scripts/test-env.sh"
@@ -57,7 +61,7 @@ make_workdir compare
 # PUT bodies land on tmpfs when there is one, so the disk is not measured.
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then SINK=$(mktemp -d /dev/shm/davgate-compare.XXXXXX); else SINK="$WORK/sink"; fi
 CLEANUP_DIRS+=("$SINK")
-mkdir -p "$WORK"/{www,dav,wrk,tls} "$SINK"/{put,tmp}
+mkdir -p "$WORK"/{www,www/native,dav,wrk,tls} "$SINK"/{put,tmp}
 log "work dir $WORK"
 
 # --- content ----------------------------------------------------------------
@@ -66,6 +70,7 @@ truncate -s "${BIG_MIB}M" "$WORK/www/big.bin"
 for i in $(seq -w 1 20); do
   printf 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:%s@bench\r\nDTSTART:20260101T100000Z\r\nSUMMARY:event %s\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n' "$i" "$i" >"$WORK/dav/event$i.ics"
 done
+cp "$WORK"/dav/*.ics "$WORK/www/native/"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
   -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
   -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null
@@ -95,7 +100,9 @@ PASSWORD=$(dg password create alice --name bench --json | python3 -c 'import jso
 cp -a "$WORK/davgate/store" "$WORK/davgate-tls/store"
 AUTH="Authorization: Basic $(printf 'alice:%s' "$PASSWORD" | base64 -w0)"
 
-# --- backend: nginx (static, big file, PUT sink, /dav/ -> WsgiDAV) -----------
+# --- backend: nginx (static, big file, PUT sink, /dav/ -> WsgiDAV, /native/ DAV)
+MAIN_BACKEND=""
+if has_phase propfind-native; then MAIN_BACKEND="load_module $DAV_EXT;"; fi
 nginx_start backend "
   sendfile on;
   tcp_nopush on;
@@ -110,6 +117,9 @@ nginx_start backend "
       proxy_set_header Connection \"\";
       proxy_set_header Authorization \"\";
     }
+    location /native/ {
+      dav_ext_methods PROPFIND OPTIONS;
+    }
     location /put/ {
       root $SINK;
       dav_methods PUT;
@@ -117,7 +127,7 @@ nginx_start backend "
       client_max_body_size 0;
       client_body_temp_path $SINK/tmp;
     }
-  }"
+  }" "$MAIN_BACKEND"
 PID_BACKEND=$LAST_PID
 
 if has_phase propfind; then
@@ -252,6 +262,7 @@ url_of() { # phase target
   local scheme=http path=/static.txt
   [ "$1" = tls ] && scheme=https
   [ "$1" = propfind ] && path=/dav/
+  [ "$1" = propfind-native ] && path=/native/
   echo "$scheme://127.0.0.1:$(port_of "$1" "$2")$path"
 }
 cat >"$WORK/propfind.lua" <<'EOF'
@@ -264,7 +275,7 @@ wrk_args() { # phase target
   local args=(-H "$AUTH")
   case $1 in
     close) args+=(-H "Connection: close") ;;
-    propfind)
+    propfind | propfind-native)
       args+=(-s "$WORK/propfind.lua")
       # The direct backend gets the identity a proxy would have set.
       [ "$2" = direct ] && args=(-H "X-Remote-User: alice" -s "$WORK/propfind.lua")
@@ -305,7 +316,7 @@ warm_up() {
   local phase=$1 target=$2 url code args
   url=$(url_of "$phase" "$target")
   mapfile -t args < <(wrk_args "$phase" "$target")
-  if [ "$phase" = propfind ]; then
+  if [ "$phase" = propfind ] || [ "$phase" = propfind-native ]; then
     local hdr=(-H "$AUTH")
     [ "$target" = direct ] && hdr=(-H "X-Remote-User: alice")
     code=$(curl -ks -o /dev/null -w '%{http_code}' --max-time 30 -X PROPFIND -H 'Depth: 1' "${hdr[@]}" "$url" || true)
@@ -318,7 +329,7 @@ warm_up() {
 
 # --- phases -----------------------------------------------------------------
 : >"$WORK/wrk.tsv"
-for phase in keepalive close propfind tls; do
+for phase in keepalive close propfind propfind-native tls; do
   has_phase "$phase" || continue
   log "phase $phase: $ROUNDS rounds x ($TARGETS), ${DURATION}s each"
   for target in $TARGETS; do warm_up "$phase" "$target"; done

@@ -9,6 +9,16 @@ export PATH="$PATH:/usr/sbin:/sbin"
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# apt_install PACKAGE...: installs them from Debian (none given: nothing).
+apt_install() {
+  [ $# -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  log "installing $* (apt-get)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 # ensure_packages CMD:PACKAGE... installs the Debian packages whose command
 # is missing (one `apt-get update` first, only if something is missing).
 ensure_packages() {
@@ -16,12 +26,16 @@ ensure_packages() {
   for pair in "$@"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  log "installing ${missing[*]} (apt-get)"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}"
+}
+
+# ensure_package_files PATH:PACKAGE...: installs each PACKAGE whose PATH is missing.
+ensure_package_files() {
+  local missing=() pair
+  for pair in "$@"; do
+    [ -e "${pair%%:*}" ] || missing+=("${pair#*:}")
+  done
+  apt_install "${missing[@]}"
 }
 
 # build_davgate: release build of the working tree, unless DAVGATE_BIN
@@ -164,6 +178,8 @@ machine_info() {
 # current user, with its config, pid file, temp paths and logs in
 # $WORK/NAME, in the foreground of a background job (never the system
 # service). Its TLS certificate is $CERT/$KEY when set. Sets LAST_PID.
+# nginx_start NAME HTTP-BLOCK [MAIN-BLOCK]: an nginx in $WORK/NAME with
+# HTTP-BLOCK inside `http {}` and MAIN-BLOCK (load_module ...) before it.
 nginx_start() {
   local dir="$WORK/$1" user="" tls=""
   mkdir -p "$dir"
@@ -175,6 +191,7 @@ $user
 worker_processes auto;
 pid $dir/nginx.pid;
 error_log $dir/error.log error;
+${3:-}
 events { worker_connections 4096; }
 http {
   access_log off;

@@ -23,6 +23,7 @@ PHASES = {
     "keepalive": "Keep-alive GET of a 200-byte file",
     "close": "`Connection: close` GET of a 200-byte file (a new TCP connection per request)",
     "propfind": "`PROPFIND Depth: 1` on a WsgiDAV collection of 20 files (direct = the backend nginx in front of WsgiDAV; its CPU column is that nginx's only)",
+    "propfind-native": "`PROPFIND Depth: 1` on nginx's own WebDAV (dav_ext module) collection of the same 20 files (direct = that nginx)",
     "tls": "TLS keep-alive GET of a 200-byte file (TLS terminated by each target; direct = the backend nginx's own TLS)",
 }
 

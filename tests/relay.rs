@@ -4,8 +4,10 @@
 mod common;
 
 use common::client::{basic, read_response};
+use common::gate::Extra;
 use common::scripted::{Received, Reply, Scripted};
 use common::{Gate, all};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -18,8 +20,12 @@ struct Setup {
 }
 
 async fn setup(script: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Setup {
+    setup_with(Extra::default(), script).await
+}
+
+async fn setup_with(extra: Extra<'_>, script: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Setup {
     let backend = Scripted::start(script).await;
-    let gate = Gate::start(&backend.url()).await;
+    let gate = Gate::start_with(&backend.url(), extra).await;
     let password = gate.password("alice", all()).await;
     Setup { gate, backend, auth: basic("alice", &password) }
 }
@@ -98,7 +104,7 @@ async fn a_plain_request_is_relayed_with_the_same_header_rules_as_hyper() {
 /// connection: each must end exactly where the backend's ends.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_response_framing_ends_where_the_backends_does() {
-    let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 999\r\n\r\n\
+    let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
                     5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
         .to_vec();
     let s = setup(move |r| match r.request_line().split(' ').nth(1).unwrap_or("") {
@@ -297,7 +303,13 @@ async fn refusals_are_answered_by_the_relay_and_keep_the_connection() {
 /// PUT, a POST) never is.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kept_connection_closed_unanswered_is_retried_only_for_reads() {
-    let s = setup(|r| if r.index == 0 { Reply::Send(OK.to_vec()) } else { Reply::Close }).await;
+    let s = setup(|r| match r.index {
+        0 => Reply::Send(OK.to_vec()),
+        // Reset or closed: either way the kept connection is gone.
+        _ if r.connection % 2 == 0 => Reply::Reset,
+        _ => Reply::Close,
+    })
+    .await;
     let mut tcp = s.connect().await;
     for (method, status) in [("GET", 200), ("PUT", 502), ("POST", 502)] {
         tcp.write_all(s.head("GET", "/warm", "").as_bytes()).await.unwrap();
@@ -329,4 +341,72 @@ async fn a_malformed_backend_response_is_a_502_with_a_reason() {
         assert_eq!(common::raw_status(&head), 502, "{path}: {head}");
         assert_eq!(body, b"the backend connection failed\n");
     }
+}
+
+/// A backend that stops mid-body gets `upstream.timeout` to go on; a client
+/// that stops reading gets the idle timeout. Either way the connection ends
+/// rather than holding its place (and the backend's socket) for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_that_stalls_either_way_ends_its_connection() {
+    let extra = Extra { server: "idle_timeout = \"1s\"", upstream: "timeout = \"1s\"", ..Extra::default() };
+    let s = setup_with(extra, |r| {
+        if r.request_line().contains("/stall") {
+            Reply::Stall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec())
+        } else {
+            let body = vec![b'x'; 64 << 20];
+            Reply::Send(
+                [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(), &body].concat(),
+            )
+        }
+    })
+    .await;
+    let mut tcp = s.connect().await;
+    tcp.write_all(s.head("GET", "/stall", "").as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let text = read_to_close(&mut tcp).await;
+    assert!(text.ends_with("\r\n\r\nabc"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(8), "closed after {:?}", started.elapsed());
+
+    let mut idle = s.connect().await;
+    idle.write_all(s.head("GET", "/huge", "").as_bytes()).await.unwrap();
+    // Never read: davgate's writes wait, then the idle timeout ends them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.backend.received().len() < 2 {
+        assert!(Instant::now() < deadline, "the request did not reach the backend");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(s.gate.app.metrics.connections.get(), 1);
+    while s.gate.app.metrics.connections.get() > 0 {
+        assert!(Instant::now() < deadline, "the connection is still open");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_framed_both_ways_is_passed_on_and_its_connection_not_reused() {
+    let s = setup(|r| {
+        if r.connection == 0 {
+            Reply::Send(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+                    .to_vec(),
+            )
+        } else {
+            Reply::Send(OK.to_vec())
+        }
+    })
+    .await;
+    let mut tcp = s.connect().await;
+    for framed_both_ways in [true, false] {
+        tcp.write_all(s.head("GET", "/a", "").as_bytes()).await.unwrap();
+        let (head, _) = read_head_only(&mut tcp).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        let length = head.to_ascii_lowercase().contains("content-length");
+        assert_eq!(length, !framed_both_ways, "Transfer-Encoding wins over Content-Length: {head}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut rest = [0u8; 256];
+        let _ = tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut rest)).await;
+    }
+    let connections: Vec<usize> = s.backend.received().iter().map(|r| r.connection).collect();
+    assert_eq!(connections, [0, 1], "the second request went on a new backend connection");
 }

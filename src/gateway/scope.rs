@@ -63,7 +63,8 @@ impl Scope {
 /// Why a request was refused by scope; the reason is the one-line body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    /// The path (or Destination) is malformed or could escape its prefix: `400`.
+    /// The path (or Destination, or method name) is malformed or could
+    /// escape its prefix: `400`.
     #[error("{0}")]
     BadPath(&'static str),
     /// Well-formed but outside what the password may do: `403`.
@@ -146,6 +147,12 @@ impl ScopeRules {
     /// Decides one request.
     pub fn check(&self, scope: &Scope, user: &str, target: &Target<'_>) -> Result<(), Refusal> {
         let method = target.method;
+        // The rules name methods in upper case, and backends read them in
+        // any case (Radicale upper-cases them): a `move` would pass here as
+        // an unknown method with no Destination check, and move there.
+        if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+            return Err(Refusal::BadPath("method names must be upper case"));
+        }
         let path = decode_path(target.path)?;
         let destination = match (method.as_str(), target.destination) {
             ("COPY" | "MOVE", Some(d)) => Some(decode_destination(d)?),
@@ -344,6 +351,23 @@ mod tests {
         assert!(check(&coll, "PROPPATCH", "/principals/alice/").is_err());
         assert!(check(&coll, "PROPFIND", "/principals/bob/").is_err());
         assert!(check(&coll, "GET", "/index.html").is_err(), "/ is exact, not a subtree");
+    }
+
+    #[test]
+    fn a_method_in_lower_case_is_refused_before_any_rule() {
+        let coll = Scope { collections: vec!["/calendars/alice/work/".into()], ..Scope::default() };
+        let method = Method::from_bytes(b"move").unwrap();
+        let outside = HeaderValue::from_static("/calendars/alice/home/e.ics");
+        let target = Target { destination: Some(&outside), ..target(&method, "/calendars/alice/work/e.ics") };
+        assert_eq!(
+            rules().check(&coll, "alice", &target),
+            Err(Refusal::BadPath("method names must be upper case")),
+            "a backend upper-casing it would MOVE out of the scope"
+        );
+        for m in ["get", "Put", "propfind"] {
+            assert!(matches!(check(&Scope::default(), m, "/calendars/alice/work/"), Err(Refusal::BadPath(_))), "{m}");
+        }
+        assert_eq!(check(&Scope::default(), "MKCALENDAR", "/calendars/alice/new/"), Ok(()));
     }
 
     #[test]

@@ -45,6 +45,24 @@ impl<T> IdleTimeout<T> {
     }
 }
 
+impl<T> IdleTimeout<T> {
+    /// A write that went through is activity; one that waits (the client
+    /// reads nothing) ends the connection once it has been quiet for the
+    /// whole timeout, as a read that waits does.
+    fn after_write(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        match r {
+            Poll::Ready(r) => {
+                self.last_activity = Instant::now();
+                Poll::Ready(r)
+            }
+            Poll::Pending => match self.poll_idle(cx) {
+                Poll::Ready(e) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeout<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
@@ -65,10 +83,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if r.is_ready() {
-            this.last_activity = Instant::now();
-        }
-        r
+        this.after_write(cx, r)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -86,10 +101,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if r.is_ready() {
-            this.last_activity = Instant::now();
-        }
-        r
+        this.after_write(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {

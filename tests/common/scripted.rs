@@ -19,6 +19,11 @@ pub enum Reply {
     SendAndClose(Vec<u8>),
     /// Closes the connection without answering.
     Close,
+    /// Resets the connection (RST) without answering.
+    Reset,
+    /// Writes these bytes, then neither reads nor writes again (until the
+    /// other side closes).
+    Stall(Vec<u8>),
 }
 
 /// A request as the backend read it.
@@ -109,6 +114,18 @@ async fn serve(mut tcp: tokio::net::TcpStream, connection: usize, script: Arc<Sc
                 return;
             }
             Reply::Close => return,
+            Reply::Reset => {
+                // A zero linger never blocks: the close sends RST at once.
+                #[allow(deprecated)]
+                let _ = tcp.set_linger(Some(std::time::Duration::ZERO));
+                return;
+            }
+            Reply::Stall(bytes) => {
+                let _ = tcp.write_all(&bytes).await;
+                let mut rest = Vec::new();
+                let _ = tcp.read_to_end(&mut rest).await;
+                return;
+            }
         }
     }
 }

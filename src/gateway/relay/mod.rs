@@ -246,7 +246,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
             };
             match self.round_trip(&mut backend, head).await {
                 Ok(response) => return Ok((backend, response)),
-                Err(Failure::NoAnswer) if reused && scope::is_read_method(&head.method) => continue,
+                Err(Failure::NoAnswer | Failure::Refused) if reused && scope::is_read_method(&head.method) => continue,
+                Err(Failure::Refused) => return Err(failed(&"the backend reset the connection without answering")),
                 Err(Failure::NoAnswer) => return Err(failed(&"the backend closed the connection without answering")),
                 Err(Failure::Io(e)) => return Err(failed(&e)),
                 Err(Failure::Invalid(why)) => return Err(failed(&why)),
@@ -257,10 +258,20 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
     async fn round_trip(&mut self, backend: &mut TcpStream, head: &request::Head) -> Result<response::Head, Failure> {
         let buffers = &mut *self.buffers;
         buffers.from_backend.clear();
-        backend.write_all(&buffers.backend_head).await.map_err(Failure::Io)?;
+        // Before any byte of answer, a reset or broken pipe is a kept
+        // connection the backend had closed, not a failed exchange.
+        let unanswered = |e: io::Error| match e.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted => {
+                Failure::Refused
+            }
+            _ => Failure::Io(e),
+        };
+        backend.write_all(&buffers.backend_head).await.map_err(unanswered)?;
         let mut answered = false;
         loop {
-            if read_some(backend, &mut buffers.from_backend).await.map_err(Failure::Io)? == 0 {
+            let read = read_some(backend, &mut buffers.from_backend).await;
+            let read = if answered { read.map_err(Failure::Io) } else { read.map_err(unanswered) };
+            if read? == 0 {
                 return Err(if answered || !buffers.from_backend.is_empty() {
                     Failure::Io(io::ErrorKind::UnexpectedEof.into())
                 } else {
@@ -303,7 +314,12 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
         while !part.ended {
             from_backend.clear();
             from_backend.reserve(STREAM_READ_SIZE);
-            if backend.read_buf(from_backend).await? == 0 {
+            // A backend that goes quiet mid-body gets the time it had for
+            // the head; the client's side is bounded by its idle timeout.
+            let quiet = self.gateway.upstream.timeout();
+            let read = tokio::time::timeout(quiet, backend.read_buf(from_backend)).await;
+            let read = read.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the backend went quiet"))?;
+            if read? == 0 {
                 if matches!(framing, Framing::UntilClose) {
                     break;
                 }
@@ -355,6 +371,8 @@ fn body_part(framing: &mut Framing, read: &[u8]) -> io::Result<BodyPart> {
 enum Failure {
     /// The connection ended before a byte of response.
     NoAnswer,
+    /// It was reset (or the write found it closed) before a byte of response.
+    Refused,
     Io(io::Error),
     Invalid(&'static str),
 }

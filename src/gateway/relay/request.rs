@@ -145,7 +145,8 @@ pub fn read(bytes: &[u8], gateway: &Gateway, peer: Peer, out: &mut Vec<u8>) -> P
             }
             // The page's cookies are cut out of the value by the hyper path.
             "cookie" if value.windows(8).any(|w| w == b"davgate_") => return Parsed::Other,
-            "user-agent" => user_agent = Some(range(value)),
+            // The first, as `HeaderMap::get` reads it on the hyper path.
+            "user-agent" if user_agent.is_none() => user_agent = Some(range(value)),
             "destination" | "depth" => {
                 let slot = if name == "depth" { &mut depth } else { &mut destination };
                 match HeaderValue::from_bytes(value) {

@@ -10,7 +10,7 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// Header fields a response may have (hyper's client limit too).
 const MAX_HEADERS: usize = 100;
 
-/// Longest header name compared against the rules; longer ones are kept.
+/// Longest header name lower-cased for the rules.
 const MAX_NAME: usize = 64;
 
 /// How the body after the head ends.
@@ -102,6 +102,9 @@ pub fn read(bytes: &[u8], request_was_head: bool, close: bool, out: &mut Vec<u8>
         }
     };
     let until_close = matches!(framing, Framing::UntilClose);
+    // Both framings at once may be an attempt at splitting (RFC 9112 §6.3):
+    // this response is passed on, the connection is not used again.
+    let both_framings = chunked.is_some() && length.is_some();
     let close = close || until_close;
 
     out.clear();
@@ -112,16 +115,18 @@ pub fn read(bytes: &[u8], request_was_head: bool, close: bool, out: &mut Vec<u8>
     let mut lower = [0u8; MAX_NAME];
     for field in res.headers.iter() {
         let name = field.name.as_bytes();
-        if let Some(lower) = lower.get_mut(..name.len()) {
+        // Hop-by-hop names are short: a longer name can only be one that
+        // `Connection` lists.
+        let hop = lower.get_mut(..name.len()).is_some_and(|lower| {
             lower.copy_from_slice(name);
             lower.make_ascii_lowercase();
-            let lower = &*lower;
-            let hop = std::str::from_utf8(lower).is_ok_and(is_hop_by_hop) && lower != b"transfer-encoding";
-            // Transfer-Encoding wins over Content-Length (RFC 9112 §6.3).
-            let superseded = lower == b"content-length" && chunked.is_some();
-            if hop || superseded || listed.iter().any(|l| l == lower) {
-                continue;
-            }
+            let lower = std::str::from_utf8(lower).expect("httparse checks names are tokens");
+            // Transfer-Encoding is kept with the body it frames, and wins
+            // over Content-Length (RFC 9112 §6.3).
+            (is_hop_by_hop(lower) && lower != "transfer-encoding") || (lower == "content-length" && chunked.is_some())
+        });
+        if hop || listed.iter().any(|l| l.eq_ignore_ascii_case(name)) {
+            continue;
         }
         for part in [name, b": ", field.value, b"\r\n"] {
             out.extend_from_slice(part);
@@ -131,7 +136,7 @@ pub fn read(bytes: &[u8], request_was_head: bool, close: bool, out: &mut Vec<u8>
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    Ok(Parsed::Final(Head { len, framing, reusable: !backend_close && !until_close, close }))
+    Ok(Parsed::Final(Head { len, framing, reusable: !backend_close && !until_close && !both_framings, close }))
 }
 
 /// A status code's three digits (httparse reads exactly three).
