@@ -8,8 +8,9 @@
 # Debian if missing, builds davgate in release mode, and starts in a temp
 # dir, as the current user, on free 127.0.0.1 ports (never the system
 # services): a backend nginx (a 200-byte static file, a sparse big file, a
-# PUT sink on tmpfs, and /dav/ proxied to a WsgiDAV collection from the
-# repo's .venv), then the five targets:
+# PUT sink on tmpfs, /dav/ proxied to a WsgiDAV collection from the
+# repo's .venv, and /native/, a collection nginx's dav_ext module answers
+# PROPFIND on), then the five targets:
 #
 #   direct      the backend itself
 #   nginx       nginx as a plain proxy, no auth, upstream keepalive

@@ -3,7 +3,7 @@
 //! hyper on both sides (server and client), with a `HeaderMap` built,
 //! rewritten and serialized for every request, was ~40 % of the work of a
 //! cached keep-alive request and kept davgate's CPU per request above
-//! nginx's (BENCHMARKS.md, item 17). The relay reads a request head with
+//! nginx's (BENCHMARKS.md, item 16). The relay reads a request head with
 //! `httparse`, runs the same checks as the hyper path ([`Gateway::authorize`],
 //! the same header rules), writes the backend's head straight from the
 //! client's bytes, and passes the response back the same way, body bytes
@@ -29,19 +29,24 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-/// Spare room each read of a client or backend has at least.
+/// Spare room each read of a client has at least.
 const READ_SIZE: usize = 4096;
+
+/// Spare room each read of a backend has at least: enough for the head
+/// and body of a typical DAV answer (a PROPFIND multistatus of a small
+/// collection), so that it comes in one read and goes out in one write.
+const BACKEND_READ_SIZE: usize = 16 * 1024;
 
 /// Response body bytes sent with the head in one write rather than apart.
 const COALESCE: usize = 16 * 1024;
 
-/// The read size for a body that streams: large reads keep the syscalls
-/// per MiB few.
+/// The read size for a larger body that streams: large reads keep the
+/// syscalls per MiB few.
 const STREAM_READ_SIZE: usize = 64 * 1024;
 
 /// A buffer larger than this is let go once its exchange is over, so an
 /// idle connection holds little memory.
-const KEEP_CAPACITY: usize = 16 * 1024;
+const KEEP_CAPACITY: usize = 32 * 1024;
 
 /// What became of a connection.
 pub enum Relayed<I> {
@@ -269,7 +274,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
         backend.write_all(&buffers.backend_head).await.map_err(unanswered)?;
         let mut answered = false;
         loop {
-            let read = read_some(backend, &mut buffers.from_backend).await;
+            buffers.from_backend.reserve(BACKEND_READ_SIZE);
+            let read = backend.read_buf(&mut buffers.from_backend).await;
             let read = if answered { read.map_err(Failure::Io) } else { read.map_err(unanswered) };
             if read? == 0 {
                 return Err(if answered || !buffers.from_backend.is_empty() {
@@ -313,7 +319,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
         let mut part = first;
         while !part.ended {
             from_backend.clear();
-            from_backend.reserve(STREAM_READ_SIZE);
+            // Small rests of a body fit the buffer there is; a large
+            // body gets large reads.
+            let rest_is_small = matches!(framing, Framing::Length(left) if left <= BACKEND_READ_SIZE as u64);
+            from_backend.reserve(if rest_is_small { BACKEND_READ_SIZE } else { STREAM_READ_SIZE });
             // A backend that goes quiet mid-body gets the time it had for
             // the head; the client's side is bounded by its idle timeout.
             let quiet = self.gateway.upstream.timeout();
