@@ -102,7 +102,8 @@ pub struct UpstreamConfig {
     pub url: http::Uri,
     #[serde(default = "default_identity_header")]
     pub identity_header: String,
-    /// Time the backend has to answer with response headers.
+    /// Time the backend has to answer with response headers (on the HTTP/1
+    /// relay also the longest it may go quiet in a response body).
     #[serde(default = "secs::<60>", with = "duration")]
     pub timeout: Duration,
     /// Send the client's `Host` to the backend (like nginx's

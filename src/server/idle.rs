@@ -46,10 +46,10 @@ impl<T> IdleTimeout<T> {
 }
 
 impl<T> IdleTimeout<T> {
-    /// A write that went through is activity; one that waits (the client
-    /// reads nothing) ends the connection once it has been quiet for the
-    /// whole timeout, as a read that waits does.
-    fn after_write(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+    /// A read or write that went through is activity; one that waits (for
+    /// a client that sends or reads nothing) ends the connection once it
+    /// has been quiet for the whole timeout.
+    fn after_io<R>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
         match r {
             Poll::Ready(r) => {
                 self.last_activity = Instant::now();
@@ -66,16 +66,8 @@ impl<T> IdleTimeout<T> {
 impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeout<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                this.last_activity = Instant::now();
-                Poll::Ready(r)
-            }
-            Poll::Pending => match this.poll_idle(cx) {
-                Poll::Ready(e) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            },
-        }
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.after_io(cx, r)
     }
 }
 
@@ -83,7 +75,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.after_write(cx, r)
+        this.after_io(cx, r)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -101,7 +93,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.after_write(cx, r)
+        this.after_io(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {

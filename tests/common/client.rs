@@ -89,25 +89,35 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
 /// nothing comes for 10 s) before the whole response.
 pub async fn read_response(tcp: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
     let mut buf = Vec::new();
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        read_more(tcp, &mut buf).await?;
-    };
+    let end = read_head(tcp, &mut buf).await?;
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let length: usize = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.trim().parse().expect("content-length"));
+    let length = content_length(&head);
     while buf.len() < end + length {
         read_more(tcp, &mut buf).await?;
     }
     Some((head, buf[end..end + length].to_vec()))
 }
 
-async fn read_more(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+/// Reads into `buf` until it holds a whole head; returns where the head ends.
+pub async fn read_head(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(i + 4);
+        }
+        read_more(tcp, buf).await?;
+    }
+}
+
+/// The `Content-Length` of a head (0 without one).
+pub fn content_length(head: &str) -> usize {
+    head.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.trim().parse().expect("content-length"))
+}
+
+/// Reads once more into `buf`; `None` at the end or after 10 s without a byte.
+pub async fn read_more(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<()> {
     let mut chunk = [0u8; 4096];
     match tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut chunk)).await {
         Ok(Ok(n)) if n > 0 => {

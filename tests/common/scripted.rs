@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use super::client::{content_length, read_head, read_more};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -132,22 +133,13 @@ async fn serve(mut tcp: tokio::net::TcpStream, connection: usize, script: Arc<Sc
 
 /// One request: the head, and a body of its `Content-Length`.
 async fn read_request(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        read_more(tcp, buf).await?;
-    };
+    let end = read_head(tcp, buf).await?;
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     if head.to_ascii_lowercase().contains("\r\ntransfer-encoding: chunked\r\n") {
         buf.drain(..end);
         return Some((head, read_chunked(tcp, buf).await?));
     }
-    let length: usize = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.trim().parse().expect("content-length"));
+    let length = content_length(&head);
     while buf.len() < end + length {
         read_more(tcp, buf).await?;
     }
@@ -175,16 +167,5 @@ async fn read_chunked(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Opt
         if size == 0 {
             return Some(body);
         }
-    }
-}
-
-async fn read_more(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<()> {
-    let mut chunk = [0u8; 4096];
-    match tcp.read(&mut chunk).await {
-        Ok(n) if n > 0 => {
-            buf.extend_from_slice(&chunk[..n]);
-            Some(())
-        }
-        _ => None,
     }
 }
