@@ -184,17 +184,56 @@ async fn read_head_only(tcp: &mut TcpStream) -> (String, Vec<u8>) {
     }
 }
 
+/// A response without a length is read to the backend's close and sent on
+/// chunked: the client's connection stays, and a body cut short would show.
+/// One whose `Transfer-Encoding` does not end in chunked is passed on as it
+/// is and ends with the connection.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_response_read_to_the_close_closes_the_clients_connection_too() {
-    let s =
-        setup(|_| Reply::SendAndClose(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end".to_vec()))
-            .await;
+async fn a_response_read_to_the_close_is_sent_on_chunked() {
+    let s = setup(|r| {
+        if r.request_line().contains("/gzip") {
+            Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzipped".to_vec())
+        } else {
+            Reply::SendAndClose(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end".to_vec())
+        }
+    })
+    .await;
     let mut tcp = s.connect().await;
     tcp.write_all(s.head("GET", "/a", "").as_bytes()).await.unwrap();
+    let want = "\r\n\r\nd\r\nuntil the end\r\n0\r\n\r\n";
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).ends_with(want) {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200 ok\r\n") && text.contains("transfer-encoding: chunked\r\n"), "{text}");
+    assert!(!text.contains("connection: close"), "{text}");
+    tcp.write_all(s.head("GET", "/gzip", "").as_bytes()).await.unwrap();
     let text = read_to_close(&mut tcp).await;
-    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("Transfer-Encoding: gzip\r\n") && text.ends_with("\r\n\r\nzipped"), "{text}");
     assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
-    assert!(text.ends_with("\r\n\r\nuntil the end"), "{text}");
+}
+
+/// `Connection` may name other fields to drop, but never the ones that
+/// frame the body the relay passes on as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_cannot_drop_the_fields_that_frame_the_body() {
+    let s = setup(|_| {
+        Reply::Send(
+            b"HTTP/1.1 200 OK\r\nConnection: content-length, x-hop\r\nX-Hop: 1\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        )
+    })
+    .await;
+    let mut tcp = s.connect().await;
+    for _ in 0..2 {
+        tcp.write_all(s.head("GET", "/a", "").as_bytes()).await.unwrap();
+        let (head, body) = read_response(&mut tcp).await.expect("a framed response");
+        assert!(head.contains("Content-Length: 2") && !head.contains("X-Hop"), "{head}");
+        assert_eq!(body, b"ok");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -45,8 +45,9 @@ const COALESCE: usize = 16 * 1024;
 const STREAM_READ_SIZE: usize = 64 * 1024;
 
 /// A buffer larger than this is let go once its exchange is over, so an
-/// idle connection holds little memory.
-const KEEP_CAPACITY: usize = 32 * 1024;
+/// idle connection holds little memory (the 16 KiB backend read buffer
+/// stays: it would be allocated again for the next response).
+const KEEP_CAPACITY: usize = 20 * 1024;
 
 /// What became of a connection.
 pub enum Relayed<I> {
@@ -309,8 +310,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
             // More than the response: the backend is out of step.
             first.reusable = false;
         }
-        if first.len <= COALESCE {
-            client_head.extend_from_slice(&from_backend[..first.len]);
+        let rechunk = matches!(framing, Framing::Rechunked);
+        if first.len <= COALESCE || rechunk {
+            frame(client_head, &from_backend[..first.len], rechunk);
             self.io.write_all(client_head).await?;
         } else {
             self.io.write_all(client_head).await?;
@@ -329,13 +331,23 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
             let read = tokio::time::timeout(quiet, backend.read_buf(from_backend)).await;
             let read = read.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the backend went quiet"))?;
             if read? == 0 {
-                if matches!(framing, Framing::UntilClose) {
-                    break;
+                match framing {
+                    Framing::UntilClose => break,
+                    Framing::Rechunked => {
+                        self.io.write_all(b"0\r\n\r\n").await?;
+                        break;
+                    }
+                    _ => return Err(io::ErrorKind::UnexpectedEof.into()),
                 }
-                return Err(io::ErrorKind::UnexpectedEof.into());
             }
             part = body_part(&mut framing, from_backend)?;
-            self.io.write_all(&from_backend[..part.len]).await?;
+            if rechunk {
+                client_head.clear();
+                frame(client_head, &from_backend[..part.len], true);
+                self.io.write_all(client_head).await?;
+            } else {
+                self.io.write_all(&from_backend[..part.len]).await?;
+            }
             if part.ended && part.len < from_backend.len() {
                 part.reusable = false;
             }
@@ -372,8 +384,19 @@ fn body_part(framing: &mut Framing, read: &[u8]) -> io::Result<BodyPart> {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "malformed chunked body from the backend"));
             }
         },
-        Framing::UntilClose => part(read.len(), false),
+        Framing::UntilClose | Framing::Rechunked => part(read.len(), false),
     })
+}
+
+/// Appends body bytes to `out`: as they are, or as one chunk.
+fn frame(out: &mut Vec<u8>, data: &[u8], as_chunk: bool) {
+    if !as_chunk {
+        out.extend_from_slice(data);
+    } else if !data.is_empty() {
+        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Why an exchange with the backend gave no response head.

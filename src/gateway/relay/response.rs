@@ -20,8 +20,13 @@ pub enum Framing {
     Empty,
     Length(u64),
     Chunked(Chunked),
-    /// Read to the backend's close; the client's connection closes too.
+    /// Read to the backend's close; the client's connection closes too
+    /// (a `Transfer-Encoding` not ending in chunked, passed on as it is).
     UntilClose,
+    /// No length and no `Transfer-Encoding`: read to the backend's close
+    /// and sent on chunked, so the client's connection stays and a body
+    /// cut short shows as one.
+    Rechunked,
 }
 
 #[derive(Debug)]
@@ -97,7 +102,8 @@ pub fn read(bytes: &[u8], request_was_head: bool, close: bool, out: &mut Vec<u8>
     } else {
         match (chunked, length) {
             (Some(true), _) => Framing::Chunked(Chunked::default()),
-            (Some(false), _) | (None, None) => Framing::UntilClose,
+            (Some(false), _) => Framing::UntilClose,
+            (None, None) => Framing::Rechunked,
             (None, Some(n)) => Framing::Length(n),
         }
     };
@@ -117,26 +123,35 @@ pub fn read(bytes: &[u8], request_was_head: bool, close: bool, out: &mut Vec<u8>
         let name = field.name.as_bytes();
         // Hop-by-hop names are short: a longer name can only be one that
         // `Connection` lists.
-        let hop = lower.get_mut(..name.len()).is_some_and(|lower| {
+        let (hop, framing_field) = lower.get_mut(..name.len()).map_or((false, false), |lower| {
             lower.copy_from_slice(name);
             lower.make_ascii_lowercase();
             let lower = std::str::from_utf8(lower).expect("httparse checks names are tokens");
+            let framing_field = lower == "transfer-encoding" || lower == "content-length";
             // Transfer-Encoding is kept with the body it frames, and wins
             // over Content-Length (RFC 9112 §6.3).
-            (is_hop_by_hop(lower) && lower != "transfer-encoding") || (lower == "content-length" && chunked.is_some())
+            let hop = (is_hop_by_hop(lower) && !framing_field) || (lower == "content-length" && chunked.is_some());
+            (hop, framing_field)
         });
-        if hop || listed.iter().any(|l| l.eq_ignore_ascii_case(name)) {
+        // The fields that frame the body the relay passes on are never
+        // dropped for being named in `Connection`.
+        if hop || (!framing_field && listed.iter().any(|l| l.eq_ignore_ascii_case(name))) {
             continue;
         }
         for part in [name, b": ", field.value, b"\r\n"] {
             out.extend_from_slice(part);
         }
     }
+    let rechunked = matches!(framing, Framing::Rechunked);
+    if rechunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    Ok(Parsed::Final(Head { len, framing, reusable: !backend_close && !until_close && !both_framings, close }))
+    let reusable = !backend_close && !until_close && !rechunked && !both_framings;
+    Ok(Parsed::Final(Head { len, framing, reusable, close }))
 }
 
 /// A status code's three digits (httparse reads exactly three).
