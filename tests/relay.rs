@@ -126,19 +126,9 @@ async fn every_response_framing_ends_where_the_backends_does() {
     let mut tcp = s.connect().await;
 
     tcp.write_all(s.head("GET", "/chunked", "").as_bytes()).await.unwrap();
-    let mut got = Vec::new();
     let want: &[u8] = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n";
-    let head_end = loop {
-        let mut chunk = [0u8; 4096];
-        let n = tcp.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "closed early");
-        got.extend_from_slice(&chunk[..n]);
-        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n")
-            && got.len() >= end + 4 + want.len()
-        {
-            break end + 4;
-        }
-    };
+    let got = read_until(&mut tcp, |got| head_end(got).is_some_and(|end| got.len() >= end + want.len())).await;
+    let head_end = head_end(&got).unwrap();
     let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
     assert!(head.contains("transfer-encoding: chunked") && !head.contains("content-length"), "{head}");
     assert_eq!(&got[head_end..], want, "the chunked body as sent, trailers included, and nothing more");
@@ -172,16 +162,27 @@ async fn every_response_framing_ends_where_the_backends_does() {
 /// A head with no body however it is framed; anything after it would show
 /// up as the start of the next read.
 async fn read_head_only(tcp: &mut TcpStream) -> (String, Vec<u8>) {
+    let got = read_until(tcp, |got| head_end(got).is_some()).await;
+    let end = head_end(&got).unwrap();
+    (String::from_utf8_lossy(&got[..end]).into_owned(), got[end..].to_vec())
+}
+
+/// Where the first head in `bytes` ends, if it is all there.
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Reads until `done` says the bytes so far are enough; fails the test if
+/// the connection ends first or nothing comes for 10 s.
+async fn read_until(tcp: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut got = Vec::new();
-    loop {
+    while !done(&got) {
         let mut chunk = [0u8; 4096];
-        let n = tcp.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "closed early");
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "closed after {}", String::from_utf8_lossy(&got));
         got.extend_from_slice(&chunk[..n]);
-        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            return (String::from_utf8_lossy(&got[..end + 4]).into_owned(), got[end + 4..].to_vec());
-        }
     }
+    got
 }
 
 /// A response without a length is read to the backend's close and sent on
@@ -201,13 +202,7 @@ async fn a_response_read_to_the_close_is_sent_on_chunked() {
     let mut tcp = s.connect().await;
     tcp.write_all(s.head("GET", "/a", "").as_bytes()).await.unwrap();
     let want = "\r\n\r\nd\r\nuntil the end\r\n0\r\n\r\n";
-    let mut got = Vec::new();
-    while !String::from_utf8_lossy(&got).ends_with(want) {
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk)).await.unwrap().unwrap();
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&chunk[..n]);
-    }
+    let got = read_until(&mut tcp, |got| got.ends_with(want.as_bytes())).await;
     let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 200 ok\r\n") && text.contains("transfer-encoding: chunked\r\n"), "{text}");
     assert!(!text.contains("connection: close"), "{text}");
@@ -251,13 +246,7 @@ async fn pipelined_requests_are_answered_in_order() {
     let want = ["/one", "/two", "/three"]
         .map(|path| format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{path}", path.len()))
         .concat();
-    let mut got = Vec::new();
-    while got.len() < want.len() {
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut chunk)).await.unwrap().unwrap();
-        assert!(n > 0, "closed after {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&chunk[..n]);
-    }
+    let got = read_until(&mut tcp, |got| got.len() >= want.len()).await;
     assert_eq!(String::from_utf8_lossy(&got), want);
     assert_eq!(s.relayed(), 3);
     assert_eq!(s.backend.received()[1].body, b"abc");
