@@ -102,8 +102,11 @@ cp -a "$WORK/davgate/store" "$WORK/davgate-tls/store"
 AUTH="Authorization: Basic $(printf 'alice:%s' "$PASSWORD" | base64 -w0)"
 
 # --- backend: nginx (static, big file, PUT sink, /dav/ -> WsgiDAV, /native/ DAV)
-MAIN_BACKEND=""
-if has_phase propfind-native; then MAIN_BACKEND="load_module $DAV_EXT;"; fi
+MAIN_BACKEND="" NATIVE_DAV=""
+if has_phase propfind-native; then
+  MAIN_BACKEND="load_module $DAV_EXT;"
+  NATIVE_DAV="location /native/ { dav_ext_methods PROPFIND OPTIONS; }"
+fi
 nginx_start backend "
   sendfile on;
   tcp_nopush on;
@@ -118,9 +121,7 @@ nginx_start backend "
       proxy_set_header Connection \"\";
       proxy_set_header Authorization \"\";
     }
-    location /native/ {
-      dav_ext_methods PROPFIND OPTIONS;
-    }
+    $NATIVE_DAV
     location /put/ {
       root $SINK;
       dav_methods PUT;
