@@ -27,6 +27,11 @@ async fn every_request_gets_one_json_access_line_naming_user_password_id_and_sta
     assert_eq!(http.get(&server.url("/alice/y"), typo, "x").await.status, 401);
     let raw_path = "GET /alice/a\u{2028}b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     assert!(common::raw(([127, 0, 0, 1], server.port).into(), raw_path.as_bytes()).await.starts_with("HTTP/1.1 401"));
+    // The plain requests were the relay's, the one with a raw separator
+    // in its path hyper's: both paths write the same lines.
+    let metrics = b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
+    let metrics = common::client::raw_unix(&setup.socket(), metrics).await;
+    assert!(metrics.lines().any(|l| l == "davgate_relayed_requests_total 5"), "{metrics}");
     let log = server.terminate();
     assert!(!log.contains(typo) && !log.contains(&typo.to_uppercase()), "a password in the user field is never logged");
     assert!(log.contains("<redacted: looks like a password>"));

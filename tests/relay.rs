@@ -310,6 +310,10 @@ async fn refusals_are_answered_by_the_relay_and_keep_the_connection() {
     assert!(head.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{head}");
     assert!(head.to_ascii_lowercase().contains("www-authenticate: basic realm="), "{head}");
     assert!(!head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    // As hyper dates its answers (RFC 9110 §6.6.1: a server with a clock must).
+    let date = head.lines().find_map(|l| l.strip_prefix("date: ")).unwrap_or_else(|| panic!("no Date: {head}"));
+    let dated = httpdate::parse_http_date(date).unwrap();
+    assert!(std::time::SystemTime::now().duration_since(dated).unwrap().as_secs() < 60, "{date}");
     assert_eq!(body, b"authentication required\n");
 
     tcp.write_all(b"HEAD /a HTTP/1.1\r\nHost: dav.example\r\n\r\n").await.unwrap();

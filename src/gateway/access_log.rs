@@ -46,12 +46,17 @@ struct Finished {
 
 impl AccessRecord {
     pub fn begin<B>(req: &Request<B>, start: Instant) -> Self {
-        let path = req.uri().path();
+        Self::new(req.method().clone(), req.uri().path(), start)
+    }
+
+    /// A record of a request read without hyper (the relay's); `path`
+    /// without the query.
+    pub fn new(method: Method, path: &str, start: Instant) -> Self {
         let mut end = path.len().min(MAX_LOGGED_PATH);
         while !path.is_char_boundary(end) {
             end -= 1;
         }
-        Self { method: req.method().clone(), path: path[..end].to_string(), start }
+        Self { method, path: path[..end].to_string(), start }
     }
 
     /// Wraps the response body so the line is written when it ends.
@@ -66,6 +71,36 @@ impl AccessRecord {
         };
         res.map(|inner| LoggedBody { inner, bytes: 0, finished: Some(finished) }.boxed())
     }
+
+    /// Writes the line of a response sent without hyper: `bytes` of its
+    /// body went out, all of it when `complete`.
+    pub fn write(self, status: u16, outcome: Outcome, seen: Seen, bytes: u64, complete: bool) {
+        let Self { method, path, start } = self;
+        Finished { method, path, start, status, outcome, seen }.write(bytes, complete);
+    }
+}
+
+impl Finished {
+    fn write(&self, bytes: u64, complete: bool) {
+        // The backend's status is the response status when it answered.
+        let upstream_status = (self.outcome == Outcome::Ok).then_some(self.status);
+        let seen = &self.seen;
+        tracing::info!(
+            target: "davgate::access",
+            method = %self.method,
+            // A `&str` field is escaped (Unicode line separators included).
+            path = self.path.as_str(),
+            status = self.status,
+            user = seen.user.as_deref().unwrap_or("-"),
+            password_id = seen.password_id.as_deref().unwrap_or("-"),
+            ip = %seen.client_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into()),
+            bytes,
+            duration_ms = self.start.elapsed().as_secs_f64() * 1000.0,
+            upstream_status = upstream_status.map(|s| s.to_string()).as_deref().unwrap_or("-"),
+            outcome = self.outcome.as_str(),
+            complete,
+        );
+    }
 }
 
 struct LoggedBody {
@@ -76,24 +111,9 @@ struct LoggedBody {
 
 impl LoggedBody {
     fn emit(&mut self, complete: bool) {
-        let Some(f) = self.finished.take() else { return };
-        // The backend's status is the response status when it answered.
-        let upstream_status = (f.outcome == Outcome::Ok).then_some(f.status);
-        tracing::info!(
-            target: "davgate::access",
-            method = %f.method,
-            // A `&str` field is escaped (Unicode line separators included).
-            path = f.path.as_str(),
-            status = f.status,
-            user = f.seen.user.as_deref().unwrap_or("-"),
-            password_id = f.seen.password_id.as_deref().unwrap_or("-"),
-            ip = %f.seen.client_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into()),
-            bytes = self.bytes,
-            duration_ms = f.start.elapsed().as_secs_f64() * 1000.0,
-            upstream_status = upstream_status.map(|s| s.to_string()).as_deref().unwrap_or("-"),
-            outcome = f.outcome.as_str(),
-            complete,
-        );
+        if let Some(finished) = self.finished.take() {
+            finished.write(self.bytes, complete);
+        }
     }
 }
 

@@ -77,10 +77,18 @@ impl Http {
 /// Sends raw bytes and reads the whole answer (the request should say
 /// `Connection: close`). Returns the response text.
 pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(request).await.unwrap();
+    exchange(tokio::net::TcpStream::connect(addr).await.unwrap(), request).await
+}
+
+/// [`raw`] on a Unix socket (the admin socket).
+pub async fn raw_unix(path: &std::path::Path, request: &[u8]) -> String {
+    exchange(tokio::net::UnixStream::connect(path).await.unwrap(), request).await
+}
+
+async fn exchange(mut io: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin, request: &[u8]) -> String {
+    io.write_all(request).await.unwrap();
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read_to_end(&mut out)).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), io.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
 

@@ -39,6 +39,8 @@ pub struct Chunked {
     size: u64,
     /// Bytes of the current size line so far.
     line: usize,
+    /// Chunk data so far (the body without its framing).
+    data: u64,
 }
 
 /// A body that is not chunked coding.
@@ -47,7 +49,7 @@ pub struct Malformed;
 
 impl Default for Chunked {
     fn default() -> Self {
-        Self { state: State::Size(0), size: 0, line: 0 }
+        Self { state: State::Size(0), size: 0, line: 0, data: 0 }
     }
 }
 
@@ -60,6 +62,7 @@ impl Chunked {
             if let State::Data(left) = self.state {
                 let take = usize::try_from(left).unwrap_or(usize::MAX).min(data.len() - at);
                 at += take;
+                self.data += take as u64;
                 let left = left - take as u64;
                 self.state = if left == 0 { State::DataCr } else { State::Data(left) };
                 continue;
@@ -71,6 +74,11 @@ impl Chunked {
             }
         }
         Ok(None)
+    }
+
+    /// Bytes of chunk data seen so far.
+    pub fn data_len(&self) -> u64 {
+        self.data
     }
 
     fn step(&mut self, byte: u8) -> Result<(), Malformed> {
@@ -143,6 +151,16 @@ mod tests {
         let mut next = body.to_vec();
         next.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
         assert_eq!(end(&next), Ok(Some(body.len())), "what follows is not the body's");
+    }
+
+    #[test]
+    fn data_is_counted_without_its_framing() {
+        let body = b"5\r\nhello\r\n1A;name=\"v\"\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX: 1\r\n\r\n";
+        for step in 1..=body.len() {
+            let mut chunked = Chunked::default();
+            body.chunks(step).for_each(|piece| drop(chunked.advance(piece)));
+            assert_eq!(chunked.data_len(), 5 + 26, "in pieces of {step}");
+        }
     }
 
     #[test]

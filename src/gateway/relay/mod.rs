@@ -15,6 +15,7 @@ mod chunked;
 mod request;
 mod response;
 
+use super::access_log::{self, AccessRecord};
 use super::unread_body::DRAIN_TIME;
 use super::upstream::{failed, timed_out};
 use super::{Gateway, Peer, Seen, scope};
@@ -45,8 +46,7 @@ const COALESCE: usize = 16 * 1024;
 const STREAM_READ_SIZE: usize = 64 * 1024;
 
 /// A buffer larger than this is let go once its exchange is over, so an
-/// idle connection holds little memory (the 16 KiB backend read buffer
-/// stays: it would be allocated again for the next response).
+/// idle connection holds little memory.
 const KEEP_CAPACITY: usize = 20 * 1024;
 
 /// What became of a connection.
@@ -110,7 +110,14 @@ where
             }
         };
         let close = head.close || *shutdown.borrow();
-        let exchange = Exchange { gateway: &gateway, io: &mut io, bytes: &mut bytes, buffers: &mut buffers, close };
+        let exchange = Exchange {
+            gateway: &gateway,
+            io: &mut io,
+            bytes: &mut bytes,
+            buffers: &mut buffers,
+            close,
+            sent: Sent::default(),
+        };
         // Boxed, as hyper boxes each request's service future: the checks'
         // state is several KiB, and every connection's task would be
         // sized (and moved) for it while it waits for a request.
@@ -119,8 +126,15 @@ where
             return Ok(Relayed::Done);
         }
         buffers.trim();
-        if bytes.is_empty() && bytes.capacity() > KEEP_CAPACITY {
-            bytes = BytesMut::new();
+        if bytes.is_empty() {
+            // Nothing pipelined: the connection waits, maybe for minutes.
+            // Its backend read buffer goes (allocating 16 KiB again costs
+            // far less than a request; keeping it cost ~16 KiB per idle
+            // connection, BENCHMARKS.md item 17).
+            buffers.from_backend = BytesMut::new();
+            if bytes.capacity() > KEEP_CAPACITY {
+                bytes = BytesMut::new();
+            }
         }
         deadline = Instant::now() + header_read_timeout;
     }
@@ -160,14 +174,47 @@ struct Exchange<'a, I> {
     buffers: &'a mut Buffers,
     /// The connection closes after this exchange.
     close: bool,
+    sent: Sent,
+}
+
+/// What went back to the client, for the access log.
+struct Sent {
+    status: u16,
+    outcome: Outcome,
+    /// Body bytes written (without chunked framing).
+    bytes: u64,
+    /// The whole body was written.
+    complete: bool,
+}
+
+impl Default for Sent {
+    /// What a line says when the client left before any answer: while
+    /// its request body was still coming.
+    fn default() -> Self {
+        Self { status: 400, outcome: Outcome::BadRequest, bytes: 0, complete: false }
+    }
 }
 
 impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
-    /// Answers the request; `Ok(false)` when the connection must close.
+    /// Answers the request and writes its access line; `Ok(false)` when
+    /// the connection must close.
     async fn run(mut self, head: request::Head) -> io::Result<bool> {
         let gateway = self.gateway;
         gateway.metrics.relayed_requests.inc();
-        let admitted = self.admit(&head).await;
+        let logged = gateway.access_log && access_log::enabled();
+        let record = logged.then(|| AccessRecord::new(head.method.clone(), head.path(self.bytes), Instant::now()));
+        let mut seen = Seen { logged, client_ip: Some(head.client_ip), ..Seen::default() };
+        let kept = self.answer(head, &mut seen).await;
+        if let Some(record) = record {
+            let Sent { status, outcome, bytes, complete } = self.sent;
+            record.write(status, outcome, seen, bytes, complete && kept.is_ok());
+        }
+        kept
+    }
+
+    async fn answer(&mut self, head: request::Head, seen: &mut Seen) -> io::Result<bool> {
+        let gateway = self.gateway;
+        let admitted = self.admit(&head, seen).await;
         let whole = head.len + head.body_len;
         let grant = match admitted {
             Ok(grant) => grant,
@@ -196,7 +243,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
         self.forward(&head).await
     }
 
-    async fn admit(&self, head: &request::Head) -> Result<Arc<super::verify::Grant>, GatewayError> {
+    async fn admit(&self, head: &request::Head, seen: &mut Seen) -> Result<Arc<super::verify::Grant>, GatewayError> {
         let bytes: &[u8] = self.bytes;
         let target = scope::Target {
             method: &head.method,
@@ -205,20 +252,23 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
             depth: head.depth.as_ref(),
             client_ip: head.client_ip,
         };
-        let mut seen = Seen::default();
         let user_agent = head.user_agent(bytes);
-        self.gateway.authorize(head.credentials.as_ref(), head.client_ip, Ok(target), user_agent, &mut seen).await
+        self.gateway.authorize(head.credentials.as_ref(), head.client_ip, Ok(target), user_agent, seen).await
     }
 
     /// Sends davgate's own answer `e`.
-    async fn refuse(self, e: &GatewayError, head: &request::Head) -> io::Result<bool> {
-        let answer = error_response(e, &self.gateway.challenge, head.method == http::Method::HEAD, self.close);
+    async fn refuse(&mut self, e: &GatewayError, head: &request::Head) -> io::Result<bool> {
+        let (answer, body_len) =
+            error_response(e, &self.gateway.challenge, head.method == http::Method::HEAD, self.close);
+        self.sent = Sent { status: e.status().as_u16(), outcome: e.outcome(), bytes: 0, complete: false };
         self.io.write_all(&answer).await?;
+        self.sent.bytes = body_len as u64;
+        self.sent.complete = true;
         Ok(!self.close)
     }
 
     /// Sends the prepared request to the backend and its response to the client.
-    async fn forward(mut self, head: &request::Head) -> io::Result<bool> {
+    async fn forward(&mut self, head: &request::Head) -> io::Result<bool> {
         let gateway = self.gateway;
         let upstream = &gateway.upstream;
         let sent = Instant::now();
@@ -233,6 +283,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
             }
         };
         gateway.metrics.request(Outcome::Ok, &head.method);
+        self.sent = Sent { status: response.status, outcome: Outcome::Ok, bytes: 0, complete: false };
         self.respond(backend, response).await
     }
 
@@ -300,8 +351,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
 
     /// Writes the response head and streams the body to the client, then
     /// pools the backend connection if it can carry another request.
-    async fn respond(self, mut backend: TcpStream, response: response::Head) -> io::Result<bool> {
-        let Buffers { client_head, from_backend, .. } = self.buffers;
+    async fn respond(&mut self, mut backend: TcpStream, response: response::Head) -> io::Result<bool> {
+        let Buffers { client_head, from_backend, .. } = &mut *self.buffers;
         from_backend.advance(response.len);
         let mut framing = response.framing;
         // Body bytes already read, as far as they belong to this response.
@@ -318,6 +369,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
             self.io.write_all(client_head).await?;
             self.io.write_all(&from_backend[..first.len]).await?;
         }
+        count(&mut self.sent, &framing, first.len);
         let mut part = first;
         while !part.ended {
             from_backend.clear();
@@ -334,6 +386,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
                 match framing {
                     Framing::UntilClose => break,
                     Framing::Rechunked => {
+                        // The backend's close ends the body: the last chunk.
                         self.io.write_all(b"0\r\n\r\n").await?;
                         break;
                     }
@@ -348,15 +401,26 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
             } else {
                 self.io.write_all(&from_backend[..part.len]).await?;
             }
+            count(&mut self.sent, &framing, part.len);
             if part.ended && part.len < from_backend.len() {
                 part.reusable = false;
             }
         }
+        self.sent.complete = true;
         if response.reusable && part.reusable {
             self.gateway.upstream.keep_raw(backend);
         }
         Ok(!response.close)
     }
+}
+
+/// Adds `len` body bytes just written to what the access log counts:
+/// chunk data without its framing.
+fn count(sent: &mut Sent, framing: &Framing, len: usize) {
+    sent.bytes = match framing {
+        Framing::Chunked(chunked) => chunked.data_len(),
+        _ => sent.bytes + len as u64,
+    };
 }
 
 /// How much of `read` (the next bytes after the head) is body, by `framing`.
@@ -427,7 +491,8 @@ async fn fill<R: AsyncRead + Unpin>(io: &mut R, bytes: &mut BytesMut, len: usize
 
 /// davgate's own answer `e` on the wire: the hyper path's response
 /// (status, headers, one line of text), framed by length.
-fn error_response(e: &GatewayError, challenge: &http::HeaderValue, to_head: bool, close: bool) -> Vec<u8> {
+/// Returns the bytes and the length of the body in them.
+fn error_response(e: &GatewayError, challenge: &http::HeaderValue, to_head: bool, close: bool) -> (Vec<u8>, usize) {
     let response = e.response(challenge);
     let body = e.body_text();
     let status = response.status();
@@ -442,14 +507,18 @@ fn error_response(e: &GatewayError, challenge: &http::HeaderValue, to_head: bool
         }
     }
     out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    // hyper dates its answers too (RFC 9110 §6.6.1); refusals are few
+    // enough that formatting the time for each costs nothing that counts.
+    out.extend_from_slice(format!("date: {}\r\n", httpdate::fmt_http_date(std::time::SystemTime::now())).as_bytes());
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if !to_head {
-        out.extend_from_slice(body.as_bytes());
+    if to_head {
+        return (out, 0);
     }
-    out
+    out.extend_from_slice(body.as_bytes());
+    (out, body.len())
 }
 
 /// Digits only, as RFC 9110 §8.6 has a `Content-Length` (no sign, no list).

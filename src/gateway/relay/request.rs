@@ -13,7 +13,7 @@ use crate::error::GatewayError;
 use crate::gateway::credentials::{self, BasicCredentials};
 use crate::gateway::headers::{self, is_dropped_request_header};
 use crate::gateway::unread_body::DRAIN_LIMIT;
-use crate::gateway::{Gateway, Peer, access_log};
+use crate::gateway::{Gateway, Peer};
 use http::{HeaderValue, Method};
 use std::net::IpAddr;
 use std::ops::Range;
@@ -72,7 +72,7 @@ impl Head {
 /// Reads the head at the start of `bytes` and, when the relay takes it,
 /// writes the backend's head to `out` up to the headers [`finish`] adds.
 pub fn read(bytes: &[u8], gateway: &Gateway, peer: Peer, out: &mut Vec<u8>) -> Parsed {
-    if !gateway.upstream.relayable() || (gateway.access_log && access_log::enabled()) {
+    if !gateway.upstream.relayable() {
         return Parsed::Other;
     }
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];

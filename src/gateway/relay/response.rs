@@ -33,6 +33,7 @@ pub enum Framing {
 pub struct Head {
     /// Bytes of the backend's head.
     pub len: usize,
+    pub status: u16,
     pub framing: Framing,
     /// The backend's connection can carry another request after this one.
     pub reusable: bool,
@@ -151,7 +152,7 @@ pub fn read(bytes: &[u8], request_was_head: bool, close: bool, out: &mut Vec<u8>
     }
     out.extend_from_slice(b"\r\n");
     let reusable = !backend_close && !until_close && !rechunked && !both_framings;
-    Ok(Parsed::Final(Head { len, framing, reusable, close }))
+    Ok(Parsed::Final(Head { len, status: code, framing, reusable, close }))
 }
 
 /// A status code's three digits (httparse reads exactly three).
