@@ -10,6 +10,11 @@
   clients.py each URL CREDS [N]   each credential once (or the first N),
                                   spread over 8 keep-alive connections.
                                   Prints one JSON line: statuses, seconds.
+  clients.py idle URL CREDS N S   N keep-alive connections with the first
+                                  credential, one request each, then held
+                                  open, idle, for S seconds. Prints one
+                                  JSON line (connections, statuses,
+                                  seconds) once all are open.
 
 Only 127.0.0.1 URLs are accepted; every loop is bounded in time.
 """
@@ -137,10 +142,48 @@ def each(url, creds, connections=8):
     }))
 
 
+def idle(url, cred, n, hold_s):
+    import asyncio
+
+    host, port, path = target(url)
+    head = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {auth(cred)}\r\n\r\n".encode()
+    statuses = {}
+
+    async def one(held):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(head)
+        await writer.drain()
+        lines = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+        status = int(lines[0].split(b" ")[1])
+        length = next((int(l.split(b":", 1)[1]) for l in lines if l.lower().startswith(b"content-length:")), 0)
+        await reader.readexactly(length)
+        statuses[status] = statuses.get(status, 0) + 1
+        held.append(writer)
+
+    async def run():
+        held, start = [], time.monotonic()
+        # In waves, so the listen backlog never overflows.
+        for i in range(0, n, 200):
+            wave = [one(held) for _ in range(min(200, n - i))]
+            await asyncio.wait_for(asyncio.gather(*wave), DEADLINE_S)
+        seconds = round(time.monotonic() - start, 3)
+        print(json.dumps({"connections": len(held), "statuses": statuses, "seconds": seconds}), flush=True)
+        await asyncio.sleep(hold_s)
+        for writer in held:
+            writer.close()
+
+    asyncio.run(run())
+
+
 def main():
-    if len(sys.argv) < 4 or sys.argv[1] not in ("burst", "each"):
+    if len(sys.argv) < 4 or sys.argv[1] not in ("burst", "each", "idle"):
         sys.exit(__doc__)
     mode, url, path = sys.argv[1:4]
+    if mode == "idle":
+        if len(sys.argv) != 6:
+            sys.exit(__doc__)
+        idle(url, read_creds(path, 1)[0], int(sys.argv[4]), float(sys.argv[5]))
+        return
     limit = int(sys.argv[4]) if len(sys.argv) > 4 else None
     creds = read_creds(path, limit)
     if mode == "burst":

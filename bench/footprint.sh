@@ -19,6 +19,7 @@
 #   PASSWORDS=100000   stored passwords (25 per user, policy.max_active_passwords)
 #   CACHED=10000       distinct credentials requested once (then cached)
 #   FLUSH=30s          activity.flush_interval of the measured server
+#   IDLE=5000          keep-alive connections held open idle at the end
 #   CACHE_MIB=         store.cache_mib of the measured server (default: davgate's)
 #   DAVGATE_BIN=path   use this davgate binary instead of building one
 #   CARGO_TARGET_DIR   where to build (default: target)
@@ -31,6 +32,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PASSWORDS=${PASSWORDS:-100000}
 CACHED=${CACHED:-10000}
 FLUSH=${FLUSH:-30s}
+IDLE=${IDLE:-5000}
 PER_USER=25
 USERS=$(((PASSWORDS + PER_USER - 1) / PER_USER))
 
@@ -199,6 +201,18 @@ wb3=$(io_field "$DG_PID" write_bytes)
 flushes2=$(metric davgate_activity_flush_seconds_count)
 FINAL_RSS=$(proc_kib VmRSS "$DG_PID")
 HWM=$(proc_kib VmHWM "$DG_PID")
+
+# --- 6. idle keep-alive connections: what each one holds ----------------------------------
+# Held for 10 s, well inside server.header_read_timeout (30 s), which
+# closes a connection that waits longer for its next request.
+[ "$(ulimit -n)" -gt $((IDLE + 200)) ] || ulimit -n $((IDLE + 1024)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+python3 "$ROOT/bench/clients.py" idle "$URL" "$WORK/cached.txt" "$IDLE" 10 >"$WORK/idle.json" &
+IDLE_PID=$!
+for _ in $(seq 1 120); do [ -s "$WORK/idle.json" ] && break; kill -0 "$IDLE_PID" 2>/dev/null || break; sleep 0.5; done
+IDLE_RSS=$(proc_kib VmRSS "$DG_PID")
+IDLE_OPENED=$(cat "$WORK/idle.json" 2>/dev/null || echo '{"connections": 0}')
+wait "$IDLE_PID" || true
+log "idle connections: $IDLE_OPENED; RSS $(mib "$IDLE_RSS")"
 stop_server
 FINAL_DU=$(du -sk "$DIR/store" | cut -f1)
 
@@ -220,6 +234,7 @@ echo "| start-up with $STORED stored passwords (median of ${#STARTUPS[@]}: $sort
 echo "| RSS after $CACHED distinct credentials, each requested once (now cached) | $(mib "$CACHED_RSS") |"
 echo "| RSS after the same $CACHED again (all cache hits) | $(mib "$CACHED_RSS2") |"
 echo "| RSS after the next activity flush / peak (VmHWM) | $(mib "$FINAL_RSS") / $(mib "$HWM") |"
+echo "| RSS with $IDLE idle keep-alive connections open ($IDLE_OPENED) / per connection | $(mib "$IDLE_RSS") / $(awk -v a="$FINAL_RSS" -v b="$IDLE_RSS" -v n="$IDLE" 'BEGIN { printf "%.1f KiB", (b - a) / n }') |"
 echo "| sled on disk: empty / $STORED passwords / after serving and flushing | $(mib "$EMPTY_DU") / $(mib "$FULL_DU") / $(mib "$FINAL_DU") |"
 echo "| $CACHED cold requests (one argon2 run each): $COLD | in a ${COLD_WIN}s window: bytes written to files $((wb1 - wb0)), fsync+fdatasync $COLD_SYNC, pwrite $COLD_PWRITE |"
 echo "| $CACHED cached requests: $WARM | in a ${WARM_WIN}s window: bytes written to files $((wb2 - wb1)), fsync+fdatasync $WARM_SYNC, pwrite $WARM_PWRITE |"

@@ -27,11 +27,24 @@ async fn every_request_gets_one_json_access_line_naming_user_password_id_and_sta
     assert_eq!(http.get(&server.url("/alice/y"), typo, "x").await.status, 401);
     let raw_path = "GET /alice/a\u{2028}b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     assert!(common::raw(([127, 0, 0, 1], server.port).into(), raw_path.as_bytes()).await.starts_with("HTTP/1.1 401"));
-    // The plain requests were the relay's, the one with a raw separator
-    // in its path hyper's: both paths write the same lines.
+    // HEAD refusals: HTTP/1.1 on the relay, HTTP/1.0 on hyper.
+    for head in ["HEAD /alice/h11 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HEAD /alice/h10 HTTP/1.0\r\n\r\n"]
+    {
+        let answer = common::raw(([127, 0, 0, 1], server.port).into(), head.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.") && answer[8..].starts_with(" 401 "), "{answer}");
+    }
+    // A client that leaves before its whole body is in.
+    let mut cut = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    let auth = common::client::basic("alice", &password);
+    let head = format!("PUT /alice/cut HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 10\r\n\r\nabc");
+    tokio::io::AsyncWriteExt::write_all(&mut cut, head.as_bytes()).await.unwrap();
+    tokio::io::AsyncWriteExt::shutdown(&mut cut).await.unwrap();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut cut, &mut Vec::new()).await;
+    // The plain requests were the relay's; the one with a raw separator
+    // in its path and the HTTP/1.0 one hyper's: both write the same lines.
     let metrics = b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
     let metrics = common::client::raw_unix(&setup.socket(), metrics).await;
-    assert!(metrics.lines().any(|l| l == "davgate_relayed_requests_total 5"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "davgate_relayed_requests_total 7"), "{metrics}");
     let log = server.terminate();
     assert!(!log.contains(typo) && !log.contains(&typo.to_uppercase()), "a password in the user field is never logged");
     assert!(log.contains("<redacted: looks like a password>"));
@@ -40,7 +53,7 @@ async fn every_request_gets_one_json_access_line_naming_user_password_id_and_sta
     let lines: Vec<Value> =
         log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     let access: Vec<&Value> = lines.iter().filter(|l| l["target"] == "davgate::access").collect();
-    assert_eq!(access.len(), 6, "one line per request:\n{log}");
+    assert_eq!(access.len(), 9, "one line per request:\n{log}");
     let put = access.iter().find(|l| l["method"] == "PUT").unwrap();
     assert_eq!(put["path"], "/files/alice/a.txt", "the path without its query");
     assert_eq!(put["status"], 200);
@@ -50,10 +63,21 @@ async fn every_request_gets_one_json_access_line_naming_user_password_id_and_sta
     assert_eq!(put["ip"], "127.0.0.1");
     assert_eq!(put["outcome"], "ok");
     assert!(put["duration_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(put["bytes"], "PUT /files/alice/a.txt 0\n".len(), "a body framed by Content-Length");
     let refused: Vec<&&Value> = access.iter().filter(|l| l["status"] == 401).collect();
-    assert_eq!(refused.len(), 4);
+    assert_eq!(refused.len(), 6);
     assert!(refused.iter().all(|l| l["upstream_status"] == "-" && l["password_id"] == "-"));
-    assert!(refused.iter().all(|l| l["outcome"] == "unauthenticated"));
+    assert!(refused.iter().all(|l| l["outcome"] == "unauthenticated" && l["complete"] == true), "{refused:?}");
+    for l in &refused {
+        let body = if l["method"] == "HEAD" { 0 } else { "authentication required\n".len() };
+        assert_eq!(l["bytes"], body, "{l}");
+    }
+    let cut = access.iter().find(|l| l["path"] == "/alice/cut").unwrap();
+    assert_eq!(
+        (&cut["status"], &cut["outcome"], &cut["complete"]),
+        (&400.into(), &"bad_request".into(), &false.into())
+    );
+    assert_eq!(cut["user"], "alice");
     let get = access.iter().find(|l| l["path"] == "/download").unwrap();
     assert_eq!(get["bytes"], 1000, "bytes counts the body sent");
     assert_eq!(get["complete"], true);

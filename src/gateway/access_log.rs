@@ -149,7 +149,9 @@ impl Drop for LoggedBody {
     /// A body dropped before its end: the client went away, or hyper never
     /// polled it (HEAD, 304).
     fn drop(&mut self) {
-        let complete = http_body::Body::is_end_stream(&self.inner);
+        // The answer to a HEAD has no body to send: it is complete.
+        let to_head = self.finished.as_ref().is_some_and(|f| f.method == Method::HEAD);
+        let complete = to_head || http_body::Body::is_end_stream(&self.inner);
         self.emit(complete);
     }
 }

@@ -116,6 +116,8 @@ where
             bytes: &mut bytes,
             buffers: &mut buffers,
             close,
+            record: None,
+            seen: Seen::default(),
             sent: Sent::default(),
         };
         // Boxed, as hyper boxes each request's service future: the checks'
@@ -174,6 +176,11 @@ struct Exchange<'a, I> {
     buffers: &'a mut Buffers,
     /// The connection closes after this exchange.
     close: bool,
+    /// The access line, written when the exchange is dropped: when it is
+    /// over, and also when it is cut off (a shutdown's grace period ends),
+    /// as hyper's path writes it when a response body is dropped.
+    record: Option<AccessRecord>,
+    seen: Seen,
     sent: Sent,
 }
 
@@ -189,32 +196,31 @@ struct Sent {
 
 impl Default for Sent {
     /// What a line says when the client left before any answer: while
-    /// its request body was still coming.
+    /// its request body was still coming (nginx logs a 400 there too).
     fn default() -> Self {
         Self { status: 400, outcome: Outcome::BadRequest, bytes: 0, complete: false }
     }
 }
 
+impl<I> Drop for Exchange<'_, I> {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            let Sent { status, outcome, bytes, complete } = self.sent;
+            record.write(status, outcome, std::mem::take(&mut self.seen), bytes, complete);
+        }
+    }
+}
+
 impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
-    /// Answers the request and writes its access line; `Ok(false)` when
-    /// the connection must close.
+    /// Answers the request (its access line follows when `self` is
+    /// dropped); `Ok(false)` when the connection must close.
     async fn run(mut self, head: request::Head) -> io::Result<bool> {
         let gateway = self.gateway;
         gateway.metrics.relayed_requests.inc();
         let logged = gateway.access_log && access_log::enabled();
-        let record = logged.then(|| AccessRecord::new(head.method.clone(), head.path(self.bytes), Instant::now()));
-        let mut seen = Seen { logged, client_ip: Some(head.client_ip), ..Seen::default() };
-        let kept = self.answer(head, &mut seen).await;
-        if let Some(record) = record {
-            let Sent { status, outcome, bytes, complete } = self.sent;
-            record.write(status, outcome, seen, bytes, complete && kept.is_ok());
-        }
-        kept
-    }
-
-    async fn answer(&mut self, head: request::Head, seen: &mut Seen) -> io::Result<bool> {
-        let gateway = self.gateway;
-        let admitted = self.admit(&head, seen).await;
+        self.record = logged.then(|| AccessRecord::new(head.method.clone(), head.path(self.bytes), Instant::now()));
+        self.seen = Seen { logged, client_ip: Some(head.client_ip), ..Seen::default() };
+        let admitted = self.admit(&head).await;
         let whole = head.len + head.body_len;
         let grant = match admitted {
             Ok(grant) => grant,
@@ -231,7 +237,11 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
                 return self.refuse(&e, &head).await;
             }
         };
-        fill(self.io, self.bytes, whole).await?;
+        if let Err(e) = fill(self.io, self.bytes, whole).await {
+            // The client left (or failed) while its body was coming.
+            gateway.metrics.request(Outcome::BadRequest, &head.method);
+            return Err(e);
+        }
         let out = &mut self.buffers.backend_head;
         if let Err(e) = request::finish(out, &head, &self.bytes[..], gateway, &grant.user) {
             self.bytes.advance(whole);
@@ -243,7 +253,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
         self.forward(&head).await
     }
 
-    async fn admit(&self, head: &request::Head, seen: &mut Seen) -> Result<Arc<super::verify::Grant>, GatewayError> {
+    async fn admit(&mut self, head: &request::Head) -> Result<Arc<super::verify::Grant>, GatewayError> {
         let bytes: &[u8] = self.bytes;
         let target = scope::Target {
             method: &head.method,
@@ -253,7 +263,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
             client_ip: head.client_ip,
         };
         let user_agent = head.user_agent(bytes);
-        self.gateway.authorize(head.credentials.as_ref(), head.client_ip, Ok(target), user_agent, seen).await
+        self.gateway.authorize(head.credentials.as_ref(), head.client_ip, Ok(target), user_agent, &mut self.seen).await
     }
 
     /// Sends davgate's own answer `e`.
