@@ -106,3 +106,39 @@ async fn compact_access_lines_escape_line_separators_in_paths() {
     assert!(log.contains("davgate::access"), "{log}");
     assert!(!log.contains('\u{2028}') && !log.contains('\u{85}'), "escaped:\n{log}");
 }
+
+/// The relay's lines when the backend fails: with no answer (a 502 of
+/// davgate's own) and in the middle of a body (the backend's status, the
+/// bytes that got through, not complete).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_backend_is_logged_as_it_failed() {
+    use common::scripted::{Received, Reply, Scripted};
+    let backend = Scripted::start(|r: &Received| {
+        if r.head.starts_with("GET /cut ") {
+            Reply::SendAndClose(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789".to_vec())
+        } else {
+            Reply::Close
+        }
+    })
+    .await;
+    let setup = Setup::with_sections(&backend.url(), "[log]\nformat = \"json\"\n");
+    let (id, password) = setup.user_with_password("alice");
+    let server = setup.serve_with_log("info");
+    let auth = common::client::basic("alice", &password);
+    for path in ["/cut", "/gone"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n");
+        common::raw(([127, 0, 0, 1], server.port).into(), request.as_bytes()).await;
+    }
+    let log = server.terminate();
+    let lines: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let line = |path: &str| lines.iter().find(|l| l["target"] == "davgate::access" && l["path"] == path).cloned();
+    let cut = line("/cut").unwrap_or_else(|| panic!("{log}"));
+    assert_eq!((&cut["status"], &cut["upstream_status"], &cut["outcome"]), (&200.into(), &"200".into(), &"ok".into()));
+    assert_eq!(
+        (&cut["bytes"], &cut["complete"], &cut["password_id"]),
+        (&10.into(), &false.into(), &id.as_str().into())
+    );
+    let gone = line("/gone").unwrap_or_else(|| panic!("{log}"));
+    assert_eq!((&gone["status"], &gone["upstream_status"]), (&502.into(), &"-".into()));
+    assert_eq!((&gone["outcome"], &gone["complete"]), (&"upstream_error".into(), &true.into()));
+}
