@@ -142,3 +142,31 @@ async fn a_failing_backend_is_logged_as_it_failed() {
     assert_eq!((&gone["status"], &gone["upstream_status"]), (&502.into(), &"-".into()));
     assert_eq!((&gone["outcome"], &gone["complete"]), (&"upstream_error".into(), &true.into()));
 }
+
+/// A request outside its password's scope, refused by the relay: the
+/// line names the password (it was verified) and the 403.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_for_scope_names_the_password() {
+    let backend = Recorder::start().await;
+    let setup = Setup::with_sections(&backend.url(), "[log]\nformat = \"json\"\n");
+    let _ = setup.run(&["user", "add", "alice"]);
+    let out = setup.ok(&["password", "create", "alice", "--name", "reader", "--read-only", "--json"]);
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let (id, password) = (created["id"].as_str().unwrap(), created["password"].as_str().unwrap());
+    let server = setup.serve_with_log("info");
+    let auth = common::client::basic("alice", password);
+    let put = format!(
+        "PUT /alice/a.ics HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+    );
+    let answer = common::raw(([127, 0, 0, 1], server.port).into(), put.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let log = server.terminate();
+    let lines: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let line = lines.iter().find(|l| l["target"] == "davgate::access").unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(
+        (&line["status"], &line["outcome"], &line["upstream_status"]),
+        (&403.into(), &"forbidden_scope".into(), &"-".into())
+    );
+    assert_eq!((&line["user"], &line["password_id"], &line["complete"]), (&"alice".into(), &id.into(), &true.into()));
+    assert!(backend.seen.lock().unwrap().is_empty(), "the PUT never reached the backend");
+}
