@@ -270,9 +270,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
     async fn refuse(&mut self, e: &GatewayError, head: &request::Head) -> io::Result<bool> {
         let (answer, body_len) =
             error_response(e, &self.gateway.challenge, head.method == http::Method::HEAD, self.close);
-        self.sent = Sent { status: e.status().as_u16(), outcome: e.outcome(), bytes: 0, complete: false };
+        self.sent = Sent { status: e.status().as_u16(), outcome: e.outcome(), bytes: body_len as u64, complete: false };
         self.io.write_all(&answer).await?;
-        self.sent.bytes = body_len as u64;
         self.sent.complete = true;
         Ok(!self.close)
     }
