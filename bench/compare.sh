@@ -31,6 +31,9 @@
 #   DAVGATE_BIN=path      use this davgate binary instead of building one
 #   CARGO_TARGET_DIR      where to build (default: target)
 #   DAVGATE_LOG=warn      davgate's log filter (the others log errors only too)
+#   ACCESS_LOG=1          every proxy writes its default access log to a file:
+#                         nginx `access_log` (combined, unbuffered), Caddy
+#                         `log`, davgate DAVGATE_LOG=info (its defaults)
 #   KEEP=1                keep the temp dir (configs, logs, raw wrk output)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +46,8 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 PHASES=${PHASES:-keepalive close propfind propfind-native tls bigbody cold}
 TARGETS=${TARGETS:-direct nginx nginx-auth caddy davgate}
+ACCESS_LOG=${ACCESS_LOG:-0}
+[ "$ACCESS_LOG" = 1 ] && DAVGATE_LOG=${DAVGATE_LOG:-info}
 BIG_MIB=${BIG_MIB:-1024}
 has_phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -169,12 +174,15 @@ NA_TLS=$(free_port)
 CD_HTTP=$(free_port)
 CD_TLS=$(free_port)
 nginx_proxy() { # name http-port tls-port identity extra
+  local access=""
+  [ "$ACCESS_LOG" = 1 ] && access="access_log $WORK/$1/access.log;"
   nginx_start "$1" "
   upstream backend { server 127.0.0.1:$BK_HTTP; keepalive 64; }
   server {
     listen 127.0.0.1:$2;
     listen 127.0.0.1:$3 ssl;
     client_max_body_size 0;
+    $access
     $5
     location / {
       proxy_pass http://backend;
@@ -198,10 +206,15 @@ PID_NGINX_AUTH=$LAST_PID
 mkdir -p "$WORK/caddy"/{home,data,config}
 CADDY_HASH=$(caddy hash-password --plaintext "$PASSWORD")
 caddy_site() { # address tls-line
+  local access=""
+  [ "$ACCESS_LOG" = 1 ] && access="log {
+		output file $WORK/caddy/access.log
+	}"
   cat <<EOF
 $1 {
 	bind 127.0.0.1
 	$2
+	$access
 	basicauth {
 		alice $CADDY_HASH
 	}
@@ -429,5 +442,10 @@ echo "## davgate vs nginx and Caddy"
 echo
 machine_info
 echo "- wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS interleaved rounds; clients, proxies and backend share the machine"
+if [ "$ACCESS_LOG" = 1 ]; then
+  echo "- access logs on: nginx proxies access_log (combined, unbuffered), Caddy log, davgate DAVGATE_LOG=$DAVGATE_LOG (lines batched per [log] access_flush, default 1s)"
+else
+  echo "- access logs off (davgate DAVGATE_LOG=${DAVGATE_LOG:-warn})"
+fi
 echo
 python3 "$ROOT/bench/summarize.py" "$WORK" "$CLK_TCK"
