@@ -42,6 +42,7 @@ pub fn effective(old: &Config, new: Config) -> (Config, Vec<&'static str>) {
     keep!(expiry, "expiry");
     keep!(log.format, "log.format");
     keep!(log.level, "log.level");
+    keep!(log.access_flush, "log.access_flush");
     keep!(web.session_idle, "web.session_idle");
     keep!(web.session_max, "web.session_max");
     (effective, needs_restart)
@@ -71,6 +72,16 @@ mod tests {
         assert_eq!(effective.server.max_connections, old.server.max_connections);
         assert_eq!(effective.server.workers, None);
         assert_eq!(restart, ["server.listen", "server.max_connections", "server.workers"]);
+    }
+
+    #[test]
+    fn the_log_writer_is_set_at_start_up_and_the_access_switch_applies() {
+        let old = parse("[log]\naccess = true");
+        let new = parse("[log]\naccess = false\naccess_flush = \"0s\"");
+        let (effective, restart) = effective(&old, new);
+        assert!(!effective.log.access);
+        assert_eq!(effective.log.access_flush, std::time::Duration::from_secs(1));
+        assert_eq!(restart, ["log.access_flush"]);
     }
 
     #[test]

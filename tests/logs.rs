@@ -170,3 +170,76 @@ async fn a_refusal_for_scope_names_the_password() {
     assert_eq!((&line["user"], &line["password_id"], &line["complete"]), (&"alice".into(), &id.into(), &true.into()));
     assert!(backend.seen.lock().unwrap().is_empty(), "the PUT never reached the backend");
 }
+
+/// Polls `file` until `done` holds for its text, for at most `within`.
+fn wait_for_text(file: &std::path::Path, within: std::time::Duration, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(file).unwrap();
+        if done(&text) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Access lines wait in a batch per thread (`[log] access_flush`, as
+/// nginx's `buffer=`/`flush=`): out before any other line, so the log
+/// keeps its order, when the batch is full, and at shutdown.
+#[tokio::test(flavor = "multi_thread")]
+async fn access_lines_wait_in_a_batch_that_goes_out_before_other_lines_and_at_shutdown() {
+    let backend = Recorder::start().await;
+    let setup = Setup::with_sections(&backend.url(), "[log]\naccess_flush = \"1h\"\n");
+    let (_, password) = setup.user_with_password("alice");
+    let server = setup.serve_with_log("info");
+    let http = Http::h1();
+    assert_eq!(http.get(&server.url("/alice/first"), "alice", &password).await.status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!std::fs::read_to_string(&server.log).unwrap().contains("/alice/first"), "the line waits");
+
+    // A refused credential is logged (`davgate::auth`) after the waiting line.
+    assert_eq!(http.get(&server.url("/alice/second"), "alice", "wrong").await.status, 401);
+    let log = wait_for_text(&server.log, std::time::Duration::from_secs(10), |l| l.contains("auth failure"));
+    let (first, refused) = (log.find("/alice/first"), log.find("auth failure"));
+    assert!(first.is_some() && first < refused, "the access line first:\n{log}");
+    assert!(!log.contains("/alice/second"), "the 401's own line waits");
+
+    // A full batch (32 KiB, ~200 lines) is written without waiting.
+    let raw = format!(
+        "GET /alice/many HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n",
+        common::client::basic("alice", &password)
+    );
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    for _ in 0..300 {
+        tokio::io::AsyncWriteExt::write_all(&mut conn, raw.as_bytes()).await.unwrap();
+        let mut answer = vec![0; 4096];
+        let n = tokio::io::AsyncReadExt::read(&mut conn, &mut answer).await.unwrap();
+        assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+    }
+    let written = wait_for_text(&server.log, std::time::Duration::from_secs(10), |l| l.contains("/alice/many"));
+    let many = written.matches("/alice/many").count();
+    assert!((100..300).contains(&many), "whole batches out, the rest waiting: {many} of 300");
+
+    let log = server.terminate();
+    assert_eq!(log.matches("/alice/many").count(), 300, "the rest at shutdown");
+    let (second, stopped) = (log.find("/alice/second"), log.find("stopped"));
+    assert!(second.is_some() && second < stopped, "before the last line:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_access_lines_go_out_every_flush_interval_or_at_once_with_zero() {
+    let backend = Recorder::start().await;
+    for (flush, within) in [("200ms", 5), ("0s", 2)] {
+        let setup = Setup::with_sections(&backend.url(), &format!("[log]\naccess_flush = \"{flush}\"\n"));
+        let (_, password) = setup.user_with_password("alice");
+        let server = setup.serve_with_log("info");
+        assert_eq!(Http::h1().get(&server.url("/alice/tick"), "alice", &password).await.status, 200);
+        let log = wait_for_text(&server.log, std::time::Duration::from_secs(within), |l| l.contains("/alice/tick"));
+        assert!(log.contains("/alice/tick"), "access_flush = {flush}: no line within {within} s:\n{log}");
+        let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
+        let names: Vec<String> =
+            threads.map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).unwrap()).collect();
+        let flusher = names.iter().any(|n| n.trim() == "davgate-log");
+        assert_eq!(flusher, flush != "0s", "a flusher thread only for batches: {names:?}");
+    }
+}

@@ -10,6 +10,7 @@
 mod admin_token;
 mod config;
 mod events;
+mod log_writer;
 mod output;
 mod password;
 mod serve;
@@ -64,11 +65,13 @@ enum Command {
 }
 
 /// Logging to stderr: compact lines, or JSON with `[log] format = "json"`.
-/// `DAVGATE_LOG` overrides the configured filter.
+/// `DAVGATE_LOG` overrides the configured filter. Access lines are batched
+/// ([`log_writer`]).
 pub fn init_logging(log: &LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DAVGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let writer = log_writer::LogWriter::new(log.access_flush);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match log.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
         LogFormat::Compact => {
@@ -103,6 +106,11 @@ async fn admin_client(config: &Config) -> anyhow::Result<AdminClient> {
     })?;
     let app = davgate::App::new(config.clone(), store)?;
     Ok(AdminClient::InProcess(app.accounts.clone(), app.web.logins.clone()))
+}
+
+/// Writes the access lines still waiting: before the process exits.
+pub fn write_waiting_lines() {
+    log_writer::write_waiting();
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {

@@ -142,6 +142,7 @@ path = "./davgate-data"
         assert_eq!(c.hash.memory_kib, 19456);
         assert_eq!(c.policy.max_active_passwords, 25);
         assert_eq!(c.activity.flush_interval, Duration::from_secs(60));
+        assert_eq!((c.log.access, c.log.access_flush), (true, Duration::from_secs(1)));
         assert_eq!(c.admin_socket(), Some(PathBuf::from("./davgate-data.sock")));
         assert!(c.services.contains_key("caldav"));
     }
@@ -168,6 +169,8 @@ path = "./davgate-data"
         assert!(e.contains("cache.ttl: must be longer than 0s"), "{e}");
         let e = problems(&format!("{MINIMAL}[activity]\nflush_interval = \"soon\"\n"));
         assert!(e.starts_with("davgate.toml: activity.flush_interval:"), "{e}");
+        let e = problems(&format!("{MINIMAL}[log]\naccess_flush = \"often\"\n"));
+        assert!(e.starts_with("davgate.toml: log.access_flush:") && e.contains("not a duration"), "{e}");
         let e = problems(&MINIMAL.replace("[upstream]", "workers = 0\n[upstream]"));
         assert!(e.contains("server.workers: must be 1 to 1024"), "{e}");
         let e = problems(&MINIMAL.replace("[store]", "[store]\ncache_mib = 0"));

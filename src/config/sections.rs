@@ -259,6 +259,10 @@ pub struct LogConfig {
     /// One line per gateway request (target `davgate::access`).
     #[serde(default = "yes")]
     pub access: bool,
+    /// Access lines are written in batches at least this often (or per
+    /// 32 KiB); zero writes each line as it comes.
+    #[serde(default = "secs::<1>", with = "duration")]
+    pub access_flush: Duration,
 }
 
 /// How the self-service page learns who is signing in.
@@ -388,7 +392,7 @@ impl Default for WebConfig {
 }
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: default_log_format(), level: default_log_level(), access: true }
+        Self { format: default_log_format(), level: default_log_level(), access: true, access_flush: secs::<1>() }
     }
 }
 impl Default for ExpiryConfig {

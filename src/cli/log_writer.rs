@@ -1,0 +1,174 @@
+//! Where log lines go: stderr, with access lines written in batches.
+//!
+//! An access line written on its own is a `write` per request, ~6 % of the
+//! CPU of a cached keep-alive request (BENCHMARKS.md, item 18). So, as
+//! nginx's `access_log ... buffer= flush=`, access lines gather in a buffer
+//! per thread that is written when it holds `BATCH` bytes, and by a flusher
+//! thread every `[log] access_flush`. Every other line is written at once,
+//! after whatever access lines wait, so a warning never comes before the
+//! lines of the requests that preceded it; "stopped", the last line of a
+//! shutdown, writes them all too.
+
+use std::cell::OnceCell;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+use tracing::Metadata;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// A thread's waiting lines are written once they reach this size.
+const BATCH: usize = 32 * 1024;
+
+/// One thread's access lines not written yet.
+type Waiting = Arc<Mutex<Vec<u8>>>;
+
+/// Every thread's waiting lines, set when lines are batched.
+static WAITING: OnceLock<Mutex<Vec<Waiting>>> = OnceLock::new();
+
+/// Whether the flusher runs: started with the first batched line, so a
+/// CLI command that logs no request starts no thread.
+static FLUSHER: OnceLock<bool> = OnceLock::new();
+
+thread_local! {
+    static OWN: OnceCell<ThreadBuffer> = const { OnceCell::new() };
+}
+
+/// The log's writer. Access lines are batched unless `[log] access_flush`
+/// is zero.
+pub struct LogWriter {
+    flush: Duration,
+}
+
+impl LogWriter {
+    pub fn new(flush: Duration) -> Self {
+        if !flush.is_zero() {
+            let _ = WAITING.set(Mutex::default());
+        }
+        Self { flush }
+    }
+
+    /// Access lines wait only with a thread that writes them in time.
+    fn batched(&self) -> bool {
+        if self.flush.is_zero() {
+            return false;
+        }
+        let flush = self.flush;
+        *FLUSHER.get_or_init(|| {
+            let flusher = std::thread::Builder::new().name("davgate-log".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(flush);
+                    write_waiting();
+                }
+            });
+            // Without one, lines go out one by one rather than late.
+            flusher.is_ok()
+        })
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = Line;
+
+    fn make_writer(&'a self) -> Line {
+        write_waiting();
+        Line::Now(io::stderr())
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line {
+        if meta.target() == "davgate::access" && self.batched() { Line::Batched } else { self.make_writer() }
+    }
+}
+
+/// The writer of one line (tracing's fmt layer writes each line whole).
+pub enum Line {
+    Now(io::Stderr),
+    Batched,
+}
+
+impl Write for Line {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Line::Now(stderr) => stderr.write(buf),
+            Line::Batched => {
+                let batched = OWN.try_with(|own| {
+                    let mut waiting = own.get_or_init(ThreadBuffer::register).lock();
+                    waiting.extend_from_slice(buf);
+                    if waiting.len() >= BATCH {
+                        write_out(&mut waiting);
+                    }
+                });
+                match batched {
+                    Ok(()) => Ok(buf.len()),
+                    // A thread that is ending has no buffer any more.
+                    Err(_) => io::stderr().write_all(buf).map(|()| buf.len()),
+                }
+            }
+        }
+    }
+
+    /// A direct line in one piece: `Stderr::write_all` holds its lock for
+    /// the whole line, so lines of two threads never mix.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Line::Now(stderr) => stderr.write_all(buf),
+            Line::Batched => self.write(buf).map(drop),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Line::Now(stderr) => stderr.flush(),
+            Line::Batched => Ok(()),
+        }
+    }
+}
+
+/// Writes every thread's waiting lines now: before another line, at exit.
+pub fn write_waiting() {
+    let Some(all) = WAITING.get() else { return };
+    let all = all.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for buffer in all {
+        write_out(&mut buffer.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// Writes `waiting` (its owner's lock held, so a thread's lines stay in order).
+fn write_out(waiting: &mut MutexGuard<'_, Vec<u8>>) {
+    if waiting.is_empty() {
+        return;
+    }
+    // A log that cannot be written loses these lines, as a line written
+    // directly would be lost; the request goes on either way.
+    let _ = io::stderr().write_all(waiting);
+    waiting.clear();
+    if waiting.capacity() > 2 * BATCH {
+        waiting.shrink_to(BATCH);
+    }
+}
+
+/// A thread's buffer, registered so the flusher reaches it; a thread that
+/// ends writes what it holds and leaves the register.
+struct ThreadBuffer(Waiting);
+
+impl ThreadBuffer {
+    fn register() -> Self {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        if let Some(all) = WAITING.get() {
+            all.lock().unwrap_or_else(|e| e.into_inner()).push(buffer.clone());
+        }
+        Self(buffer)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for ThreadBuffer {
+    fn drop(&mut self) {
+        write_out(&mut self.lock());
+        if let Some(all) = WAITING.get() {
+            all.lock().unwrap_or_else(|e| e.into_inner()).retain(|b| !Arc::ptr_eq(b, &self.0));
+        }
+    }
+}
