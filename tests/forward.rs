@@ -444,3 +444,77 @@ async fn tls_listener_speaks_h2_and_http11_by_alpn() {
         assert_only_verified_identity(s);
     }
 }
+
+/// An answer over TLS reaches a client that reads late, whole, on a
+/// connection kept open for the next request. What the connection does
+/// not take yet waits inside rustls (up to 64 KiB of records) until the
+/// stream is flushed; a relay that never flushed left the end of such an
+/// answer there until the connection timed out. The connection here is
+/// an in-memory pipe of a known 64 KiB, so an answer of 96 KiB fills it
+/// and leaves the rest with rustls.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_over_tls_reaches_a_client_that_reads_late_whole_on_a_kept_connection() {
+    davgate::server::tls::install_crypto_provider();
+    let (cert, key) = self_signed();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
+    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
+    let backend = Recorder::start().await;
+    let server_extra = format!(
+        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
+        dir.path().join("cert.pem").display(),
+        dir.path().join("key.pem").display()
+    );
+    let gate = Gate::start_with(&backend.url(), Extra { server: &server_extra, ..Extra::default() }).await;
+    let pw = gate.password("alice", all()).await;
+
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    let acceptor = gate.app.live.tls.as_ref().unwrap().load_full();
+    let gateway = gate.app.live.gateways[0].load_full();
+    let (_stop, mut shutdown) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        let tls = acceptor.accept(server_io).await.unwrap();
+        let peer = davgate::gateway::Peer { addr: ([127, 0, 0, 1], 9).into(), tls: true };
+        let served = davgate::gateway::relay::serve(
+            tls,
+            bytes::BytesMut::new(),
+            move || gateway.clone(),
+            peer,
+            &mut shutdown,
+            std::time::Duration::from_secs(30),
+        );
+        matches!(served.await, Ok(davgate::gateway::relay::Relayed::Done))
+    });
+
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
+    roots.add(rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()).unwrap();
+    let client = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, client_io).await.unwrap();
+    let total = 96 * 1024;
+    let auth = common::client::basic("alice", &pw);
+    let request = format!("GET /download?bytes={total} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    // Not read yet: davgate writes until the pipe is full.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut got = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while !got.ends_with(b"\r\n0\r\n\r\n") {
+            let n = tls.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+    assert!(matches!(read, Ok(Ok(()))), "{read:?} after {} bytes of more than {total}", got.len());
+    assert!(got.starts_with(b"HTTP/1.1 200 ") && got.len() > total, "{}", got.len());
+    assert_eq!(gate.app.metrics.relayed_requests.get(), 1, "the relay answered");
+    tls.shutdown().await.unwrap();
+    assert!(server.await.unwrap(), "the relay ends when the client does");
+}

@@ -269,6 +269,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
             error_response(e, &self.gateway.challenge, head.method == http::Method::HEAD, self.close);
         self.sent = Sent { status: e.status().as_u16(), outcome: e.outcome(), bytes: body_len as u64, complete: false };
         self.io.write_all(&answer).await?;
+        self.io.flush().await?;
         self.sent.complete = true;
         Ok(!self.close)
     }
@@ -411,6 +412,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
                 part.reusable = false;
             }
         }
+        // A TLS stream may hold the last records (when the socket was
+        // full) until flushed; the client waits for them, not for us.
+        self.io.flush().await?;
         self.sent.complete = true;
         if response.reusable && part.reusable {
             self.gateway.upstream.keep_raw(backend);
