@@ -47,6 +47,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 PHASES=${PHASES:-keepalive close propfind propfind-native tls bigbody cold}
 TARGETS=${TARGETS:-direct nginx nginx-auth caddy davgate}
 ACCESS_LOG=${ACCESS_LOG:-0}
+case $ACCESS_LOG in 0 | 1) ;; *) echo "ACCESS_LOG must be 0 or 1, not $ACCESS_LOG" >&2 && exit 2 ;; esac
 [ "$ACCESS_LOG" = 1 ] && DAVGATE_LOG=${DAVGATE_LOG:-info}
 BIG_MIB=${BIG_MIB:-1024}
 has_phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }

@@ -11,18 +11,27 @@
 
 use std::cell::OnceCell;
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::Duration;
 use tracing::Metadata;
 use tracing_subscriber::fmt::MakeWriter;
 
-/// A thread's waiting lines are written once they reach this size.
+/// A thread's waiting lines are written once they reach this size: nginx's
+/// usual `buffer=32k`, ~140 lines, so a busy worker writes a few times a
+/// second and an idle one holds little.
 const BATCH: usize = 32 * 1024;
+
+/// Some thread may have lines waiting: lets a line that is not an access
+/// line skip the register when nothing waits (a wrong-password flood logs
+/// one such line per request).
+static ANY_WAITING: AtomicBool = AtomicBool::new(false);
 
 /// One thread's access lines not written yet.
 type Waiting = Arc<Mutex<Vec<u8>>>;
 
-/// Every thread's waiting lines, set when lines are batched.
+/// Every thread's waiting lines, where the flusher and the other lines
+/// find them; set when lines are batched.
 static WAITING: OnceLock<Mutex<Vec<Waiting>>> = OnceLock::new();
 
 /// Whether the flusher runs: started with the first batched line, so a
@@ -30,6 +39,7 @@ static WAITING: OnceLock<Mutex<Vec<Waiting>>> = OnceLock::new();
 static FLUSHER: OnceLock<bool> = OnceLock::new();
 
 thread_local! {
+    /// This thread's waiting lines, registered with its first line.
     static OWN: OnceCell<ThreadBuffer> = const { OnceCell::new() };
 }
 
@@ -41,8 +51,14 @@ pub struct LogWriter {
 
 impl LogWriter {
     pub fn new(flush: Duration) -> Self {
-        if !flush.is_zero() {
-            let _ = WAITING.set(Mutex::default());
+        if !flush.is_zero() && WAITING.set(Mutex::default()).is_ok() {
+            // A panic's message comes after the lines that preceded it,
+            // and a panic that ends the process does not lose them.
+            let report = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                write_waiting_unless_held();
+                report(info);
+            }));
         }
         Self { flush }
     }
@@ -61,6 +77,9 @@ impl LogWriter {
                 }
             });
             // Without one, lines go out one by one rather than late.
+            if let Err(e) = &flusher {
+                eprintln!("davgate: access lines are written one by one: no thread to batch them ({e})");
+            }
             flusher.is_ok()
         })
     }
@@ -95,6 +114,8 @@ impl Write for Line {
                     waiting.extend_from_slice(buf);
                     if waiting.len() >= BATCH {
                         write_out(&mut waiting);
+                    } else {
+                        ANY_WAITING.store(true, Ordering::Release);
                     }
                 });
                 match batched {
@@ -126,9 +147,31 @@ impl Write for Line {
 /// Writes every thread's waiting lines now: before another line, at exit.
 pub fn write_waiting() {
     let Some(all) = WAITING.get() else { return };
-    let all = all.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for buffer in all {
+    if !ANY_WAITING.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    // Lock order: the register, then a buffer (a thread writing its own
+    // full buffer holds only that one).
+    for buffer in all.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         write_out(&mut buffer.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// As [`write_waiting`], from a panic: skips what a lock holds (the
+/// panicking thread may hold it) rather than waiting forever.
+fn write_waiting_unless_held() {
+    let Some(all) = WAITING.get() else { return };
+    let all = match all.try_lock() {
+        Ok(all) => all,
+        Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(TryLockError::WouldBlock) => return,
+    };
+    for buffer in all.iter() {
+        match buffer.try_lock() {
+            Ok(mut waiting) => write_out(&mut waiting),
+            Err(TryLockError::Poisoned(e)) => write_out(&mut e.into_inner()),
+            Err(TryLockError::WouldBlock) => {}
+        }
     }
 }
 

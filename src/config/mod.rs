@@ -169,6 +169,16 @@ path = "./davgate-data"
         assert!(e.contains("cache.ttl: must be longer than 0s"), "{e}");
         let e = problems(&format!("{MINIMAL}[activity]\nflush_interval = \"soon\"\n"));
         assert!(e.starts_with("davgate.toml: activity.flush_interval:"), "{e}");
+        for bad in ["1ms", "2m"] {
+            let e = problems(&format!("{MINIMAL}[log]\naccess_flush = \"{bad}\"\n"));
+            assert!(
+                e.contains(&format!("log.access_flush: {bad} is not \"0s\" (each line at once) or 10ms to 60s")),
+                "{e}"
+            );
+        }
+        for good in ["0s", "10ms", "60s"] {
+            Config::parse(&format!("{MINIMAL}[log]\naccess_flush = \"{good}\"\n"), "davgate.toml").unwrap();
+        }
         let e = problems(&format!("{MINIMAL}[log]\naccess_flush = \"often\"\n"));
         assert!(e.starts_with("davgate.toml: log.access_flush:") && e.contains("not a duration"), "{e}");
         let e = problems(&MINIMAL.replace("[upstream]", "workers = 0\n[upstream]"));

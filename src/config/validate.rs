@@ -2,6 +2,7 @@
 //! of them are collected so an operator fixes a file in one pass.
 
 use super::Config;
+use std::time::Duration;
 
 /// More serving threads than this is a typo, not a machine.
 const MAX_WORKERS: usize = 1024;
@@ -120,6 +121,15 @@ impl Config {
         }
         if self.throttle.ipv6_prefix > 128 {
             p.push(format!("throttle.ipv6_prefix: {} is longer than 128", self.throttle.ipv6_prefix));
+        }
+        let flush = self.log.access_flush;
+        if !flush.is_zero() && !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&flush) {
+            // Shorter would wake a thread all the time; longer would hold
+            // lines back (and lose more in a crash) for no gain.
+            p.push(format!(
+                "log.access_flush: {} is not \"0s\" (each line at once) or 10ms to 60s",
+                humantime::format_duration(flush)
+            ));
         }
         if self.activity.flush_interval.is_zero() {
             p.push("activity.flush_interval: must be longer than 0s".into());

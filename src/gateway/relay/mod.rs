@@ -14,6 +14,7 @@
 mod chunked;
 mod request;
 mod response;
+mod write;
 
 use super::access_log::{self, AccessRecord};
 use super::unread_body::DRAIN_TIME;
@@ -373,7 +374,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
             chunk(client_head, &from_backend[..first.len]);
             self.io.write_all(client_head).await?;
         } else {
-            write_both(self.io, client_head, &from_backend[..first.len]).await?;
+            write::head_and_body(self.io, client_head, &from_backend[..first.len]).await?;
         }
         count(&mut self.sent, &framing, first.len);
         let mut part = first;
@@ -459,24 +460,6 @@ fn body_part(framing: &mut Framing, read: &[u8]) -> io::Result<BodyPart> {
         },
         Framing::UntilClose | Framing::Rechunked => part(read.len(), false),
     })
-}
-
-/// Writes `head` and then `body`: in one `writev` when the socket takes it
-/// all, without copying the body behind the head first (a PROPFIND
-/// answer's 8 KiB were a `memmove` per request).
-async fn write_both<W: AsyncWrite + Unpin>(io: &mut W, head: &[u8], body: &[u8]) -> io::Result<()> {
-    let mut slices = [io::IoSlice::new(head), io::IoSlice::new(body)];
-    let mut left = &mut slices[..];
-    // Drops empty slices: nothing to write is not a zero-byte write.
-    io::IoSlice::advance_slices(&mut left, 0);
-    while !left.is_empty() {
-        let written = io.write_vectored(left).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        io::IoSlice::advance_slices(&mut left, written);
-    }
-    Ok(())
 }
 
 /// Appends body bytes to `out` as one chunk.
@@ -565,82 +548,5 @@ mod tests {
         for bad in [&b""[..], b"+1", b"-1", b"1,1", b"1 ", b"0x10", b"99999999999999999999"] {
             assert_eq!(digits(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
-    }
-
-    /// A socket that takes at most `per_call` bytes a call, gathering
-    /// them across slices as `writev` does.
-    struct Trickle {
-        written: Vec<u8>,
-        per_call: usize,
-        calls: usize,
-    }
-
-    impl AsyncWrite for Trickle {
-        fn poll_write(
-            self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-            buf: &[u8],
-        ) -> std::task::Poll<io::Result<usize>> {
-            self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
-        }
-
-        fn poll_write_vectored(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            bufs: &[io::IoSlice<'_>],
-        ) -> std::task::Poll<io::Result<usize>> {
-            self.calls += 1;
-            let mut taken = 0;
-            for buf in bufs {
-                let n = buf.len().min(self.per_call - taken);
-                self.written.extend_from_slice(&buf[..n]);
-                taken += n;
-            }
-            std::task::Poll::Ready(Ok(taken))
-        }
-
-        fn is_write_vectored(&self) -> bool {
-            true
-        }
-
-        fn poll_flush(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-    }
-
-    #[tokio::test]
-    async fn head_and_body_go_out_whole_and_in_order_through_short_writes() {
-        let (head, body) = (b"HTTP/1.1 200 OK\r\n\r\n".as_slice(), b"0123456789abcdef".as_slice());
-        let mut socket = Trickle { written: Vec::new(), per_call: 7, calls: 0 };
-        write_both(&mut socket, head, body).await.unwrap();
-        assert_eq!(socket.written, [head, body].concat());
-        // Each call gathers across the two slices: no call is wasted on a
-        // slice's end.
-        assert_eq!(socket.calls, (head.len() + body.len()).div_ceil(7));
-
-        let mut socket = Trickle { written: Vec::new(), per_call: 1 << 20, calls: 0 };
-        write_both(&mut socket, head, body).await.unwrap();
-        assert_eq!((socket.written.len(), socket.calls), (head.len() + body.len(), 1), "one writev for both");
-
-        let mut socket = Trickle { written: Vec::new(), per_call: 1 << 20, calls: 0 };
-        write_both(&mut socket, head, b"").await.unwrap();
-        assert_eq!((socket.written.as_slice(), socket.calls), (head, 1), "an empty body adds no write");
-    }
-
-    #[tokio::test]
-    async fn a_socket_that_takes_nothing_is_an_error_not_a_spin() {
-        let mut socket = Trickle { written: Vec::new(), per_call: 0, calls: 0 };
-        let e = write_both(&mut socket, b"HTTP/1.1 200 OK\r\n\r\n", b"body").await.unwrap_err();
-        assert_eq!((e.kind(), socket.calls), (io::ErrorKind::WriteZero, 1));
     }
 }
