@@ -29,7 +29,8 @@
 //! operations and policy every surface shares), [`admin`] (JSON API on a
 //! Unix socket and TCP with bearer tokens, `/metrics`, health), [`reload`]
 //! (SIGHUP), [`config`], [`password`] (format, generation, hashing),
-//! [`secret`] (values that never print) and [`error`] (status mapping).
+//! [`secret`] (values that never print), [`error`] (status mapping) and
+//! [`log_writer`] (stderr, with access lines in batches).
 
 pub mod accounts;
 pub mod activity;
@@ -37,6 +38,7 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod log_writer;
 pub mod logins;
 pub mod metrics;
 pub mod password;

@@ -10,7 +10,6 @@
 mod admin_token;
 mod config;
 mod events;
-mod log_writer;
 mod output;
 mod password;
 mod serve;
@@ -21,6 +20,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use davgate::admin::client::AdminClient;
 use davgate::config::{Config, LogConfig, LogFormat};
+use davgate::log_writer;
 use http::Method;
 use std::path::PathBuf;
 
@@ -70,13 +70,15 @@ enum Command {
 pub fn init_logging(log: &LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DAVGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
-    let writer = log_writer::LogWriter::new(log.access_flush);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // davgate writes access lines itself in the same form; coloured
+    // compact lines stay tracing's.
+    let direct = (log.format == LogFormat::Json || !ansi).then_some(log.format);
+    let writer = log_writer::LogWriter::new(log.access_flush, direct);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match log.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
-        LogFormat::Compact => {
-            builder.compact().with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
-        }
+        LogFormat::Compact => builder.compact().with_ansi(ansi).init(),
     }
 }
 
@@ -110,7 +112,7 @@ async fn admin_client(config: &Config) -> anyhow::Result<AdminClient> {
 
 /// Writes the access lines still waiting: before the process exits.
 pub fn write_waiting_lines() {
-    log_writer::write_waiting();
+    davgate::log_writer::write_waiting();
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {

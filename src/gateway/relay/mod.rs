@@ -413,13 +413,15 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Exchange<'_, I> {
                 part.reusable = false;
             }
         }
+        // The backend is done: its connection can serve another request
+        // while a slow client takes the rest.
+        if response.reusable && part.reusable {
+            self.gateway.upstream.keep_raw(backend);
+        }
         // A TLS stream may hold the last records (when the socket was
         // full) until flushed; the client waits for them, not for us.
         self.io.flush().await?;
         self.sent.complete = true;
-        if response.reusable && part.reusable {
-            self.gateway.upstream.keep_raw(backend);
-        }
         Ok(!response.close)
     }
 }

@@ -8,7 +8,13 @@
 //! after whatever access lines wait, so a warning never comes before the
 //! lines of the requests that preceded it; "stopped", the last line of a
 //! shutdown, writes them all too.
+//!
+//! Access lines are also formatted by davgate itself rather than by
+//! tracing's formatter, in the same compact or JSON form (see
+//! `gateway::access_log`), when no colours are wanted: tracing's per-field
+//! visitor and styling were the larger half of a line's cost.
 
+use crate::config::LogFormat;
 use std::cell::OnceCell;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,20 +44,26 @@ static WAITING: OnceLock<Mutex<Vec<Waiting>>> = OnceLock::new();
 /// CLI command that logs no request starts no thread.
 static FLUSHER: OnceLock<bool> = OnceLock::new();
 
+/// How often the flusher writes (zero: lines are not batched) and the form
+/// access lines are written in directly, if they are: set once, by the
+/// process's one [`LogWriter`].
+static SETUP: OnceLock<(Duration, Option<LogFormat>)> = OnceLock::new();
+
 thread_local! {
     /// This thread's waiting lines, registered with its first line.
     static OWN: OnceCell<ThreadBuffer> = const { OnceCell::new() };
 }
 
-/// The log's writer. Access lines are batched unless `[log] access_flush`
-/// is zero.
-pub struct LogWriter {
-    flush: Duration,
-}
+/// The log's writer for tracing's fmt layer. Access lines are batched
+/// unless `[log] access_flush` is zero.
+pub struct LogWriter(());
 
 impl LogWriter {
-    pub fn new(flush: Duration) -> Self {
-        if !flush.is_zero() && WAITING.set(Mutex::default()).is_ok() {
+    /// `direct`: the form davgate writes access lines in itself (`None`
+    /// leaves them to tracing's formatter, e.g. for colours).
+    pub fn new(flush: Duration, direct: Option<LogFormat>) -> Self {
+        if SETUP.set((flush, direct)).is_ok() && !flush.is_zero() {
+            let _ = WAITING.set(Mutex::default());
             // A panic's message comes after the lines that preceded it,
             // and a panic that ends the process does not lose them.
             let report = std::panic::take_hook();
@@ -60,28 +72,64 @@ impl LogWriter {
                 report(info);
             }));
         }
-        Self { flush }
+        Self(())
     }
+}
 
-    /// Access lines wait only with a thread that writes them in time.
-    fn batched(&self) -> bool {
-        if self.flush.is_zero() {
-            return false;
-        }
-        let flush = self.flush;
-        *FLUSHER.get_or_init(|| {
-            let flusher = std::thread::Builder::new().name("davgate-log".into()).spawn(move || {
-                loop {
-                    std::thread::sleep(flush);
-                    write_waiting();
-                }
-            });
-            // Without one, lines go out one by one rather than late.
-            if let Err(e) = &flusher {
-                eprintln!("davgate: access lines are written one by one: no thread to batch them ({e})");
+/// The form access lines are written in by davgate itself, if they are.
+pub fn direct_format() -> Option<LogFormat> {
+    SETUP.get().and_then(|(_, direct)| *direct)
+}
+
+/// Writes one access line, formatted into the buffer by `line`: into this
+/// thread's batch, or at once when lines are not batched.
+pub fn write_access(line: impl FnOnce(&mut Vec<u8>)) {
+    let mut line = Some(line);
+    if batched() {
+        let appended = OWN.try_with(|own| {
+            if let Some(line) = line.take() {
+                append(&mut own.get_or_init(ThreadBuffer::register).lock(), line);
             }
-            flusher.is_ok()
-        })
+        });
+        if appended.is_ok() {
+            return;
+        }
+    }
+    if let Some(line) = line {
+        let mut out = Vec::with_capacity(256);
+        line(&mut out);
+        let _ = io::stderr().write_all(&out);
+    }
+}
+
+/// Access lines wait only with a thread that writes them in time.
+fn batched() -> bool {
+    let Some(&(flush, _)) = SETUP.get() else { return false };
+    if flush.is_zero() {
+        return false;
+    }
+    *FLUSHER.get_or_init(|| {
+        let flusher = std::thread::Builder::new().name("davgate-log".into()).spawn(move || {
+            loop {
+                std::thread::sleep(flush);
+                write_waiting();
+            }
+        });
+        // Without one, lines go out one by one rather than late.
+        if let Err(e) = &flusher {
+            eprintln!("davgate: access lines are written one by one: no thread to batch them ({e})");
+        }
+        flusher.is_ok()
+    })
+}
+
+/// Adds a line to a thread's batch; writes the batch once it is full.
+fn append(waiting: &mut MutexGuard<'_, Vec<u8>>, line: impl FnOnce(&mut Vec<u8>)) {
+    line(waiting);
+    if waiting.len() >= BATCH {
+        write_out(waiting);
+    } else {
+        ANY_WAITING.store(true, Ordering::Release);
     }
 }
 
@@ -94,7 +142,7 @@ impl<'a> MakeWriter<'a> for LogWriter {
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line {
-        if meta.target() == "davgate::access" && self.batched() { Line::Batched } else { self.make_writer() }
+        if meta.target() == "davgate::access" && batched() { Line::Batched } else { self.make_writer() }
     }
 }
 
@@ -110,13 +158,7 @@ impl Write for Line {
             Line::Now(stderr) => stderr.write(buf),
             Line::Batched => {
                 let batched = OWN.try_with(|own| {
-                    let mut waiting = own.get_or_init(ThreadBuffer::register).lock();
-                    waiting.extend_from_slice(buf);
-                    if waiting.len() >= BATCH {
-                        write_out(&mut waiting);
-                    } else {
-                        ANY_WAITING.store(true, Ordering::Release);
-                    }
+                    append(&mut own.get_or_init(ThreadBuffer::register).lock(), |out| out.extend_from_slice(buf));
                 });
                 match batched {
                     Ok(()) => Ok(buf.len()),
