@@ -76,14 +76,35 @@ impl LogWriter {
     }
 }
 
+/// The subscriber for `format`: `filter` decides what is written, and
+/// `writer` where (a [`LogWriter`] in `davgate serve`). JSON events are
+/// flat, without span context: davgate enters no spans.
+pub fn subscriber<W>(
+    format: LogFormat,
+    ansi: bool,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match format {
+        LogFormat::Json => {
+            Box::new(builder.json().flatten_event(true).with_current_span(false).with_span_list(false).finish())
+        }
+        LogFormat::Compact => Box::new(builder.compact().with_ansi(ansi).finish()),
+    }
+}
+
 /// The form access lines are written in by davgate itself, if they are.
-pub fn direct_format() -> Option<LogFormat> {
+pub(crate) fn direct_format() -> Option<LogFormat> {
     SETUP.get().and_then(|(_, direct)| *direct)
 }
 
 /// Writes one access line, formatted into the buffer by `line`: into this
 /// thread's batch, or at once when lines are not batched.
-pub fn write_access(line: impl FnOnce(&mut Vec<u8>)) {
+pub(crate) fn write_access(line: impl FnOnce(&mut Vec<u8>)) {
     let mut line = Some(line);
     if batched() {
         let appended = OWN.try_with(|own| {
@@ -134,29 +155,29 @@ fn append(waiting: &mut MutexGuard<'_, Vec<u8>>, line: impl FnOnce(&mut Vec<u8>)
 }
 
 impl<'a> MakeWriter<'a> for LogWriter {
-    type Writer = Line;
+    type Writer = LineWriter;
 
-    fn make_writer(&'a self) -> Line {
+    fn make_writer(&'a self) -> LineWriter {
         write_waiting();
-        Line::Now(io::stderr())
+        LineWriter::Now(io::stderr())
     }
 
-    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line {
-        if meta.target() == "davgate::access" && batched() { Line::Batched } else { self.make_writer() }
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> LineWriter {
+        if meta.target() == "davgate::access" && batched() { LineWriter::Batched } else { self.make_writer() }
     }
 }
 
 /// The writer of one line (tracing's fmt layer writes each line whole).
-pub enum Line {
+pub enum LineWriter {
     Now(io::Stderr),
     Batched,
 }
 
-impl Write for Line {
+impl Write for LineWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Line::Now(stderr) => stderr.write(buf),
-            Line::Batched => {
+            LineWriter::Now(stderr) => stderr.write(buf),
+            LineWriter::Batched => {
                 let batched = OWN.try_with(|own| {
                     append(&mut own.get_or_init(ThreadBuffer::register).lock(), |out| out.extend_from_slice(buf));
                 });
@@ -173,15 +194,15 @@ impl Write for Line {
     /// the whole line, so lines of two threads never mix.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
-            Line::Now(stderr) => stderr.write_all(buf),
-            Line::Batched => self.write(buf).map(drop),
+            LineWriter::Now(stderr) => stderr.write_all(buf),
+            LineWriter::Batched => self.write(buf).map(drop),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Line::Now(stderr) => stderr.flush(),
-            Line::Batched => Ok(()),
+            LineWriter::Now(stderr) => stderr.flush(),
+            LineWriter::Batched => Ok(()),
         }
     }
 }

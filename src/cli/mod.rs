@@ -75,11 +75,8 @@ pub fn init_logging(log: &LogConfig) {
     // compact lines stay tracing's.
     let direct = (log.format == LogFormat::Json || !ansi).then_some(log.format);
     let writer = log_writer::LogWriter::new(log.access_flush, direct);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
-    match log.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
-        LogFormat::Compact => builder.compact().with_ansi(ansi).init(),
-    }
+    // Also forwards the `log` records of dependencies (sled's).
+    tracing_subscriber::util::SubscriberInitExt::init(log_writer::subscriber(log.format, ansi, filter, writer));
 }
 
 fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {

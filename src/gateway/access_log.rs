@@ -15,11 +15,13 @@ use http::{Method, Request, Response};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use serde::Serialize;
-use std::io::{self, Write};
+use std::fmt::Write;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 
 /// Whether access lines get written at all: `log.access` is on by default,
 /// and with a filter that drops `davgate::access` (e.g. `warn`) a record
@@ -86,9 +88,13 @@ impl AccessRecord {
 
 impl Finished {
     fn write(&self, bytes: u64, complete: bool) {
+        let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
         match crate::log_writer::direct_format() {
-            Some(format) => crate::log_writer::write_access(|out| self.format(out, format, bytes, complete)),
-            None => self.trace(bytes, complete),
+            Some(format) => {
+                let line = self.line(format, bytes, complete, duration_ms);
+                crate::log_writer::write_access(|out| out.extend_from_slice(line.as_bytes()));
+            }
+            None => self.trace(bytes, complete, duration_ms),
         }
     }
 
@@ -98,7 +104,7 @@ impl Finished {
     }
 
     /// The line as an event, for tracing's formatter.
-    fn trace(&self, bytes: u64, complete: bool) {
+    fn trace(&self, bytes: u64, complete: bool, duration_ms: f64) {
         let seen = &self.seen;
         tracing::info!(
             target: "davgate::access",
@@ -110,7 +116,7 @@ impl Finished {
             password_id = seen.password_id.as_deref().unwrap_or("-"),
             ip = %Dash(seen.client_ip),
             bytes,
-            duration_ms = self.start.elapsed().as_secs_f64() * 1000.0,
+            duration_ms,
             // A string in both forms ("200" or "-"), as in JSON lines.
             upstream_status = self.upstream_status().map(|s| s.to_string()).as_deref().unwrap_or("-"),
             outcome = self.outcome.as_str(),
@@ -118,12 +124,16 @@ impl Finished {
         );
     }
 
-    /// The same line as tracing's compact or JSON formatter writes it
-    /// (tested below), without its per-field visitor and styling.
-    fn format(&self, out: &mut Vec<u8>, format: LogFormat, bytes: u64, complete: bool) {
+    /// The same line as tracing's compact or JSON formatter writes it from
+    /// [`Self::trace`] (tested below; davgate enters no spans, which
+    /// tracing's lines would name), without its per-field visitor and
+    /// styling. The timestamp is tracing's own.
+    fn line(&self, format: LogFormat, bytes: u64, complete: bool, duration_ms: f64) -> String {
+        let mut timestamp = String::with_capacity(32);
+        let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
         let seen = &self.seen;
-        let line = Line {
-            timestamp: humantime::format_rfc3339_micros(std::time::SystemTime::now()),
+        let fields = AccessFields {
+            timestamp: &timestamp,
             level: "INFO",
             method: self.method.as_str(),
             path: self.path.as_str(),
@@ -132,42 +142,46 @@ impl Finished {
             password_id: seen.password_id.as_deref().unwrap_or("-"),
             ip: Dash(seen.client_ip),
             bytes,
-            duration_ms: self.start.elapsed().as_secs_f64() * 1000.0,
+            duration_ms,
             upstream_status: Dash(self.upstream_status()),
             outcome: self.outcome.as_str(),
             complete,
             target: "davgate::access",
         };
-        // Writing to a Vec cannot fail.
-        let _ = match format {
-            LogFormat::Json => serde_json::to_writer(&mut *out, &line).map_err(io::Error::from),
-            LogFormat::Compact => write!(
-                out,
-                "{}  INFO davgate::access: method={} path={:?} status={} user={:?} password_id={:?} ip={} \
-                 bytes={} duration_ms={:?} upstream_status=\"{}\" outcome={:?} complete={}",
-                line.timestamp,
-                line.method,
-                line.path,
-                line.status,
-                line.user,
-                line.password_id,
-                line.ip,
-                line.bytes,
-                line.duration_ms,
-                line.upstream_status,
-                line.outcome,
-                line.complete
-            ),
+        let mut line = match format {
+            // Only strings, numbers and `Display` values that cannot fail.
+            LogFormat::Json => serde_json::to_string(&fields).unwrap_or_default(),
+            LogFormat::Compact => {
+                let mut line = String::with_capacity(320);
+                let _ = write!(
+                    line,
+                    "{}  INFO davgate::access: method={} path={:?} status={} user={:?} password_id={:?} ip={} \
+                     bytes={} duration_ms={:?} upstream_status=\"{}\" outcome={:?} complete={}",
+                    fields.timestamp,
+                    fields.method,
+                    fields.path,
+                    fields.status,
+                    fields.user,
+                    fields.password_id,
+                    fields.ip,
+                    fields.bytes,
+                    fields.duration_ms,
+                    fields.upstream_status,
+                    fields.outcome,
+                    fields.complete
+                );
+                line
+            }
         };
-        out.push(b'\n');
+        line.push('\n');
+        line
     }
 }
 
 /// An access line's fields, in the order tracing writes them.
 #[derive(Serialize)]
-struct Line<'a> {
-    #[serde(serialize_with = "as_text")]
-    timestamp: humantime::Rfc3339Timestamp,
+struct AccessFields<'a> {
+    timestamp: &'a str,
     level: &'static str,
     method: &'a str,
     path: &'a str,
@@ -263,13 +277,13 @@ mod tests {
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
 
-    impl io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())
         }
 
-        fn flush(&mut self) -> io::Result<()> {
+        fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
@@ -282,36 +296,26 @@ mod tests {
         }
     }
 
-    fn traced(finished: &Finished, format: LogFormat) -> String {
+    /// The line tracing writes, with the subscriber `davgate serve` uses.
+    fn traced(finished: &Finished, format: LogFormat, bytes: u64, complete: bool, duration_ms: f64) -> String {
         let captured = Captured::default();
-        let builder = tracing_subscriber::fmt().with_writer(captured.clone()).with_ansi(false);
-        match format {
-            // As `cli::init_logging` sets them up.
-            LogFormat::Json => tracing::subscriber::with_default(
-                builder.json().flatten_event(true).with_current_span(false).finish(),
-                || finished.trace(1363, true),
-            ),
-            LogFormat::Compact => {
-                tracing::subscriber::with_default(builder.compact().finish(), || finished.trace(1363, true))
-            }
-        }
+        let filter = tracing_subscriber::EnvFilter::new("info");
+        let subscriber = crate::log_writer::subscriber(format, false, filter, captured.clone());
+        tracing::subscriber::with_default(subscriber, || finished.trace(bytes, complete, duration_ms));
         String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
     }
 
-    /// The line without what differs from one call to the next.
-    fn timeless(line: &str) -> String {
-        let mut out = line.to_string();
-        for (key, end) in [("timestamp\":\"", '"'), ("duration_ms=", ' '), ("duration_ms\":", ',')] {
-            if let Some(start) = out.find(key).map(|i| i + key.len()) {
-                let stop = start + out[start..].find(end).unwrap();
-                out.replace_range(start..stop, "T");
-            }
-        }
-        // The compact line starts with its timestamp.
-        match out.split_once("  INFO ") {
-            Some((_, rest)) if !out.starts_with('{') => format!("T  INFO {rest}"),
-            _ => out,
-        }
+    /// Splits off the timestamp, after checking it is RFC 3339 in UTC
+    /// with microseconds, e.g. 2026-12-08T04:24:08.504871Z.
+    fn timestamp(line: &str) -> (String, String) {
+        let (start, len) = match line.strip_prefix("{\"timestamp\":\"") {
+            Some(_) => ("{\"timestamp\":\"".len(), 27),
+            None => (0, 27),
+        };
+        let stamp = &line[start..start + len];
+        let shape: String = stamp.chars().map(|c| if c.is_ascii_digit() { '0' } else { c }).collect();
+        assert_eq!(shape, "0000-00-00T00:00:00.000000Z", "{line}");
+        (stamp.to_string(), format!("{}{}", &line[..start], &line[start + len..]))
     }
 
     #[test]
@@ -319,28 +323,36 @@ mod tests {
         let answered = Seen {
             logged: true,
             client_ip: Some([192, 0, 2, 10].into()),
-            user: Some("al\"ice".into()),
+            user: Some("al\"ice\x1b[31m\t\u{85}".into()),
             password_id: Some("x7kq2".into()),
         };
+        let v6 = Seen { client_ip: Some("2001:db8::1".parse().unwrap()), ..Seen::default() };
         let cases = [
-            (Method::from_bytes(b"PROPFIND").unwrap(), "/alice/a\u{2028}b\"c\\", 207, Outcome::Ok, answered),
-            (Method::GET, "/", 401, Outcome::Unauthenticated, Seen::default()),
+            (
+                Method::from_bytes(b"PROPFIND").unwrap(),
+                "/alice/a\u{2028}b\"c\\",
+                207,
+                Outcome::Ok,
+                answered,
+                1363,
+                true,
+                35.29,
+            ),
+            (Method::GET, "/", 401, Outcome::Unauthenticated, Seen::default(), 0, false, 1.0),
+            (Method::PUT, "/x", 502, Outcome::UpstreamError, v6, 24, true, 5e-5),
         ];
-        for (method, path, status, outcome, seen) in cases {
-            let start = Instant::now();
-            let finished = Finished { method, path: path.into(), start, status, outcome, seen };
+        for (method, path, status, outcome, seen, bytes, complete, duration_ms) in cases {
+            let finished = Finished { method, path: path.into(), start: Instant::now(), status, outcome, seen };
             for format in [LogFormat::Compact, LogFormat::Json] {
-                let mut direct = Vec::new();
-                finished.format(&mut direct, format, 1363, true);
-                let direct = String::from_utf8(direct).unwrap();
-                let traced = traced(&finished, format);
-                assert_eq!(timeless(&direct), timeless(&traced), "{format:?}");
+                let direct = finished.line(format, bytes, complete, duration_ms);
+                let traced = traced(&finished, format, bytes, complete, duration_ms);
+                let ((direct_at, direct_rest), (traced_at, traced_rest)) = (timestamp(&direct), timestamp(&traced));
+                assert_eq!(direct_rest, traced_rest, "{format:?}");
+                assert!(traced_at >= direct_at, "{direct_at} {traced_at}");
                 assert!(direct.ends_with('\n') && direct.matches('\n').count() == 1, "{direct}");
                 if format == LogFormat::Json {
                     let value: serde_json::Value = serde_json::from_str(&direct).unwrap();
-                    assert!(value["duration_ms"].as_f64().unwrap() >= 0.0);
-                    let timestamp = value["timestamp"].as_str().unwrap();
-                    assert!(humantime::parse_rfc3339(timestamp).is_ok(), "{timestamp}");
+                    assert_eq!(value["duration_ms"].as_f64(), Some(duration_ms));
                 }
             }
         }
