@@ -127,10 +127,9 @@ impl Finished {
     /// The same line as tracing's compact or JSON formatter writes it from
     /// [`Self::trace`] (tested below; davgate enters no spans, which
     /// tracing's lines would name), without its per-field visitor and
-    /// styling. The timestamp is tracing's own.
+    /// styling.
     fn line(&self, format: LogFormat, bytes: u64, complete: bool, duration_ms: f64) -> String {
-        let mut timestamp = String::with_capacity(32);
-        let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+        let timestamp = timestamp();
         let seen = &self.seen;
         let fields = AccessFields {
             timestamp: &timestamp,
@@ -176,6 +175,24 @@ impl Finished {
         line.push('\n');
         line
     }
+}
+
+/// Now, as tracing's formatter writes it (2026-12-08T04:24:08.504871Z).
+/// humantime writes the same from 1970 to 9999 and is several times
+/// faster; outside those years (where it would panic or fail) tracing's
+/// own formatter does it.
+fn timestamp() -> String {
+    let now = std::time::SystemTime::now();
+    // 253402300800: 10000-01-01T00:00:00Z.
+    let in_range = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .is_ok_and(|since| since < std::time::Duration::from_secs(253_402_300_800));
+    if in_range {
+        return humantime::format_rfc3339_micros(now).to_string();
+    }
+    let mut timestamp = String::with_capacity(32);
+    let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+    timestamp
 }
 
 /// An access line's fields, in the order tracing writes them.
