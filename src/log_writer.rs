@@ -24,7 +24,7 @@ use tracing::Metadata;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// A thread's waiting lines are written once they reach this size: nginx's
-/// usual `buffer=32k`, ~140 lines, so a busy worker writes a few times a
+/// usual `buffer=32k`, ~150 lines, so a busy worker writes a few times a
 /// second and an idle one holds little.
 const BATCH: usize = 32 * 1024;
 

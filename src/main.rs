@@ -9,7 +9,8 @@ fn main() -> ExitCode {
     let args = <cli::Cli as clap::Parser>::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let done = runtime.block_on(cli::dispatch(args));
-    cli::write_waiting_lines();
+    // Access lines still waiting in a batch, before the process ends.
+    davgate::log_writer::write_waiting();
     match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -399,26 +399,40 @@ async fn https_upstream_with_a_custom_ca_file() {
     assert_eq!(Http::h1().get(&untrusting.url("/alice/tls"), "alice", &pw).await.status, 502);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn tls_listener_speaks_h2_and_http11_by_alpn() {
+/// A gate whose listener speaks TLS with a new self-signed certificate
+/// (returned, PEM); its files live in the gate's own temp dir.
+async fn tls_gate(upstream: &str) -> (Gate, String) {
     davgate::server::tls::install_crypto_provider();
     let (cert, key) = self_signed();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
-    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
-    let backend = Recorder::start().await;
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("cert.pem"), &cert).unwrap();
+    std::fs::write(files.path().join("key.pem"), &key).unwrap();
     let server_extra = format!(
         "[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
-        dir.path().join("cert.pem").display(),
-        dir.path().join("key.pem").display()
+        files.path().join("cert.pem").display(),
+        files.path().join("key.pem").display()
     );
-    let gate = Gate::start_with(&backend.url(), Extra { server: &server_extra, ..Extra::default() }).await;
+    let gate = Gate::start_with(upstream, Extra { server: &server_extra, ..Extra::default() }).await;
+    // The files are read at start-up; the acceptor holds what it needs.
+    drop(files);
+    (gate, cert)
+}
+
+/// A client config that trusts only `cert` (PEM).
+fn trusting(cert: &str) -> rustls::ClientConfig {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()).unwrap();
+    rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_listener_speaks_h2_and_http11_by_alpn() {
+    let backend = Recorder::start().await;
+    let (gate, cert) = tls_gate(&backend.url()).await;
     let pw = gate.password("alice", all()).await;
 
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls_pki_types::pem::PemObject;
-    roots.add(rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()).unwrap();
-    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let tls = trusting(&cert);
     for h2 in [true, false] {
         // ALPN offers only the protocol under test.
         let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls.clone()).https_only();
@@ -454,18 +468,8 @@ async fn tls_listener_speaks_h2_and_http11_by_alpn() {
 /// and leaves the rest with rustls.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_answer_over_tls_reaches_a_client_that_reads_late_whole_on_a_kept_connection() {
-    davgate::server::tls::install_crypto_provider();
-    let (cert, key) = self_signed();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
-    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
     let backend = Recorder::start().await;
-    let server_extra = format!(
-        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
-        dir.path().join("cert.pem").display(),
-        dir.path().join("key.pem").display()
-    );
-    let gate = Gate::start_with(&backend.url(), Extra { server: &server_extra, ..Extra::default() }).await;
+    let (gate, cert) = tls_gate(&backend.url()).await;
     let pw = gate.password("alice", all()).await;
 
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
@@ -486,11 +490,7 @@ async fn an_answer_over_tls_reaches_a_client_that_reads_late_whole_on_a_kept_con
         matches!(served.await, Ok(davgate::gateway::relay::Relayed::Done))
     });
 
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls_pki_types::pem::PemObject;
-    roots.add(rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()).unwrap();
-    let client = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(trusting(&cert)));
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls = connector.connect(name, client_io).await.unwrap();
     let total = 96 * 1024;

@@ -207,13 +207,14 @@ async fn access_lines_wait_in_a_batch_that_goes_out_before_other_lines_and_at_sh
     assert!(first.is_some() && first < refused, "the access line first:\n{log}");
     assert!(!log.contains("/alice/second"), "the 401's own line waits");
 
-    // A full batch (32 KiB, ~140 lines) is written without waiting.
+    // A full batch (32 KiB, ~150 lines of ~215 bytes) is written without
+    // waiting. 250 lines stay below two batches whatever their length.
     let raw = format!(
         "GET /alice/many HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n",
         common::client::basic("alice", &password)
     );
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
-    for _ in 0..300 {
+    for _ in 0..250 {
         tokio::io::AsyncWriteExt::write_all(&mut conn, raw.as_bytes()).await.unwrap();
         let answer = read_answer(&mut conn).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -221,10 +222,11 @@ async fn access_lines_wait_in_a_batch_that_goes_out_before_other_lines_and_at_sh
     let written =
         wait_for_text(&server.log, std::time::Duration::from_secs(10), |l| l.matches("/alice/many").count() >= 100);
     let many = written.matches("/alice/many").count();
-    assert!((100..300).contains(&many), "whole batches out, the rest waiting: {many} of 300");
+    let others: Vec<&str> = written.lines().filter(|l| !l.contains("/alice/many")).collect();
+    assert!((100..250).contains(&many), "a whole batch out, the rest waiting: {many} of 250; {others:#?}");
 
     let log = server.terminate();
-    assert_eq!(log.matches("/alice/many").count(), 300, "the rest at shutdown");
+    assert_eq!(log.matches("/alice/many").count(), 250, "the rest at shutdown");
     let (second, stopped) = (log.find("/alice/second"), log.find("stopped"));
     assert!(second.is_some() && second < stopped, "before the last line:\n{log}");
 }

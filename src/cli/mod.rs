@@ -107,11 +107,6 @@ async fn admin_client(config: &Config) -> anyhow::Result<AdminClient> {
     Ok(AdminClient::InProcess(app.accounts.clone(), app.web.logins.clone()))
 }
 
-/// Writes the access lines still waiting: before the process exits.
-pub fn write_waiting_lines() {
-    davgate::log_writer::write_waiting();
-}
-
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     if let Command::Serve = cli.command {
